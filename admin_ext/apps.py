@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AdminExtConfig(AppConfig):
+    """Staff tooling on the Django admin: token actions, bulk jobs, dashboard, export."""
+
+    name = "admin_ext"
+    verbose_name = "Staff tools"
