@@ -1,0 +1,60 @@
+"""Encryption at rest for X tokens.
+
+Fernet gives authenticated encryption with a timestamp; MultiFernet lets operators
+rotate keys: the first key in `TOKEN_ENCRYPTION_KEYS` encrypts, every key decrypts,
+and `manage.py rotate_token_keys` rewrites old rows under the newest key.
+"""
+
+import base64
+import hashlib
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+
+
+class TokenDecryptionError(Exception):
+    """A stored token cannot be decrypted with any configured key."""
+
+
+def derived_development_key(secret_key: str) -> str:
+    """A stable Fernet key for development, so a laptop needs no extra setting.
+
+    Production refuses to start without TOKEN_ENCRYPTION_KEYS (see settings), so
+    this never protects real tokens.
+    """
+    digest = hashlib.sha256(b"x-signin token encryption\x00" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+@lru_cache(maxsize=4)
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def configured_keys() -> tuple[str, ...]:
+    keys = tuple(settings.TOKEN_ENCRYPTION_KEYS)
+    return keys or (derived_development_key(settings.SECRET_KEY),)
+
+
+def encrypt(plaintext: str) -> str:
+    return _multi_fernet(configured_keys()).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(ciphertext: str) -> str:
+    try:
+        return _multi_fernet(configured_keys()).decrypt(ciphertext.encode()).decode()
+    except InvalidToken as exc:
+        raise TokenDecryptionError(
+            "A stored X token could not be decrypted: is its key missing from "
+            "TOKEN_ENCRYPTION_KEYS?"
+        ) from exc
+
+
+def is_encrypted_with_newest_key(ciphertext: str) -> bool:
+    newest = Fernet(configured_keys()[0].encode())
+    try:
+        newest.decrypt(ciphertext.encode())
+    except InvalidToken:
+        return False
+    return True

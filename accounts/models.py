@@ -1,0 +1,153 @@
+"""X profiles and the X tokens the site holds for them.
+
+The seed's `UserProfile` (profile_image_url, location, url, description, one per
+user, made by a post_save signal) grows into `Profile`; its clear-text
+`access_token` becomes `XToken`, encrypted, one per sign-in method.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from accounts.fields import EncryptedTextField
+
+
+class TokenKind(models.TextChoices):
+    OAUTH1 = "oauth1", "OAuth 1.0a"
+    OAUTH2 = "oauth2", "OAuth 2.0"
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+    INVALID = "invalid", "Invalid"
+    ERROR = "error", "Error"
+
+
+class Profile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="x_profile"
+    )
+    # Empty until the first sign-in; X's id, not the screen name, identifies the
+    # person, because screen names can be changed and reused.
+    x_user_id = models.CharField("X user id", max_length=32, unique=True, null=True, blank=True)
+    screen_name = models.CharField(max_length=50, blank=True, db_index=True)
+    name = models.CharField(max_length=100, blank=True)
+    profile_image_url = models.URLField(max_length=500, blank=True)
+    location = models.CharField(max_length=100, blank=True)
+    url = models.URLField(max_length=500, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+    followers_count = models.PositiveIntegerField(default=0)
+    following_count = models.PositiveIntegerField(default=0)
+    tweet_count = models.PositiveIntegerField(default=0)
+    listed_count = models.PositiveIntegerField(default=0)
+    protected = models.BooleanField(default=False)
+    verified = models.BooleanField(default=False)
+    x_created_at = models.DateTimeField("joined X", null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    sign_in_method = models.CharField(
+        max_length=10, choices=TokenKind.choices, blank=True, help_text="Last method used."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        permissions = [
+            ("export_profile", "Can export profiles"),
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.screen_name}" if self.screen_name else f"{self.user}'s profile"
+
+    @property
+    def x_profile_url(self) -> str:
+        if not self.screen_name:
+            return ""
+        return f"{settings.X_WEB_BASE_URL}/{self.screen_name}"
+
+    @property
+    def current_token(self) -> "XToken | None":
+        """The token of the method the person last signed in with."""
+        tokens = {token.kind: token for token in self.tokens.all()}
+        return tokens.get(self.sign_in_method) or next(iter(tokens.values()), None)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def create_profile_for_new_user(sender, instance, created: bool, **kwargs) -> None:
+    """Every user has a profile, as in the seed, so views never need to check."""
+    if created:
+        Profile.objects.get_or_create(user=instance)
+
+
+class XTokenQuerySet(models.QuerySet):
+    def expiring_within(self, delta: timedelta) -> "XTokenQuerySet":
+        return self.filter(
+            kind=TokenKind.OAUTH2,
+            expires_at__isnull=False,
+            expires_at__lte=timezone.now() + delta,
+        )
+
+
+class XToken(models.Model):
+    """An access token X issued for a profile, encrypted at rest.
+
+    Secrets are only ever read to call X; everywhere else `masked` stands in.
+    """
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="tokens")
+    kind = models.CharField(max_length=10, choices=TokenKind.choices)
+    access_token = EncryptedTextField(blank=True, editable=False)
+    token_secret = EncryptedTextField(blank=True, editable=False)
+    refresh_token = EncryptedTextField(blank=True, editable=False)
+    # The last four characters, kept apart so lists never decrypt anything.
+    token_hint = models.CharField(max_length=4, blank=True, editable=False)
+    scopes = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = XTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "X token"
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "kind"], name="one_token_per_method"),
+        ]
+        permissions = [
+            ("check_token", "Can check X tokens"),
+            ("refresh_token", "Can refresh X tokens"),
+            ("revoke_token", "Can revoke X tokens"),
+        ]
+
+    def __str__(self) -> str:
+        return self.masked
+
+    @property
+    def masked(self) -> str:
+        if not self.token_hint:
+            return f"{self.get_kind_display()} (none)"
+        return f"{self.get_kind_display()} …{self.token_hint}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def set_secrets(self, access_token: str, token_secret: str = "", refresh_token: str = ""):
+        self.access_token = access_token
+        self.token_secret = token_secret
+        self.refresh_token = refresh_token
+        self.token_hint = access_token[-4:] if access_token else ""
+
+    def wipe_secrets(self) -> None:
+        self.set_secrets("", "", "")

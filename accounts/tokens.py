@@ -1,0 +1,181 @@
+"""Check, refresh and revoke stored X tokens, one at a time, without ever losing one.
+
+The rules every caller (admin actions, bulk jobs, cron commands, "Disconnect X")
+relies on:
+- a failure never destroys anything: the old token and the profile stay as they were,
+  and the token's status and last_error say what happened;
+- X saying the token is dead (401, code 89, an invalid refresh token) marks it
+  invalid (or expired, when its expiry has passed) but keeps the profile;
+- 5xx, timeouts and dropped connections mark it "error" and change nothing else;
+- 429 is raised to the caller (XRateLimited), which decides whether to wait;
+- a refresh holds the row lock while it talks to X, so two refreshes of the same
+  single-use refresh token cannot both reach X: the second sees the new pair.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import x_client
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.profiles import apply_x_user
+from accounts.x_client import XError, XRateLimited, XTokenInvalid, XUser
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one token. `message` is safe to show and log: no secrets."""
+
+    ok: bool
+    status: str
+    message: str = ""
+    http_status: int | None = None
+
+
+def store_token(
+    profile: Profile,
+    kind: str,
+    *,
+    access_token: str,
+    token_secret: str = "",
+    refresh_token: str = "",
+    expires_in: int | None = None,
+    scopes: str = "",
+) -> XToken:
+    """Keep the token X just issued for this profile and method, replacing any older one."""
+    token, _ = XToken.objects.get_or_create(profile=profile, kind=kind)
+    token.set_secrets(access_token, token_secret, refresh_token)
+    token.scopes = scopes
+    token.expires_at = timezone.now() + timedelta(seconds=expires_in) if expires_in else None
+    token.status = TokenStatus.ACTIVE
+    token.last_error = ""
+    token.last_checked_at = timezone.now()
+    token.save()
+    return token
+
+
+def _fetch_user(token: XToken) -> XUser:
+    if token.kind == TokenKind.OAUTH1:
+        return x_client.verify_credentials(token.access_token, token.token_secret)
+    return x_client.get_me(token.access_token)
+
+
+def _record_failure(token: XToken, error: XError) -> Outcome:
+    if isinstance(error, XTokenInvalid):
+        token.status = TokenStatus.EXPIRED if token.is_expired else TokenStatus.INVALID
+    else:
+        token.status = TokenStatus.ERROR
+    token.last_error = error.message
+    token.last_checked_at = timezone.now()
+    token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+    return Outcome(False, token.status, error.message, error.http_status)
+
+
+def _record_success(token: XToken, x_user: XUser, message: str) -> Outcome:
+    apply_x_user(token.profile, x_user)
+    token.status = TokenStatus.ACTIVE
+    token.last_error = ""
+    token.last_checked_at = timezone.now()
+    token.save()
+    return Outcome(True, token.status, message, 200)
+
+
+def _unusable(token: XToken) -> Outcome | None:
+    if token.status == TokenStatus.REVOKED or not token.access_token:
+        return Outcome(
+            False, token.status, "This token was revoked; the person must sign in again."
+        )
+    return None
+
+
+def check_token(token: XToken) -> Outcome:
+    """Ask X whether the token still works; on success refresh the profile too."""
+    if refusal := _unusable(token):
+        return refusal
+    try:
+        x_user = _fetch_user(token)
+    except XRateLimited:
+        raise
+    except XError as error:
+        return _record_failure(token, error)
+    return _record_success(token, x_user, "Token works; profile updated from X.")
+
+
+def refresh_token(token: XToken) -> Outcome:
+    """OAuth 2.0: trade the refresh token for a new pair. OAuth 1.0a: re-verify.
+
+    OAuth 1.0a tokens never expire, so "refresh" means confirming the token and
+    refreshing the profile data from X.
+    """
+    if token.kind == TokenKind.OAUTH1:
+        return check_token(token)
+    requested_at = timezone.now()
+    with transaction.atomic():
+        locked = XToken.objects.select_for_update().select_related("profile").get(pk=token.pk)
+        if locked.last_refreshed_at and locked.last_refreshed_at >= requested_at:
+            # Someone else refreshed while we waited for the lock; their pair is ours.
+            return Outcome(True, locked.status, "Already refreshed a moment ago.", 200)
+        if refusal := _unusable(locked):
+            return refusal
+        if not locked.refresh_token:
+            return Outcome(
+                False, locked.status, "No refresh token: X only issues one with offline.access."
+            )
+        try:
+            grant = x_client.refresh_oauth2(locked.refresh_token)
+        except XRateLimited:
+            raise
+        except XError as error:
+            return _record_failure(locked, error)
+        locked.set_secrets(grant.access_token, "", grant.refresh_token or locked.refresh_token)
+        locked.scopes = grant.scope or locked.scopes
+        locked.expires_at = (
+            timezone.now() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
+        )
+        locked.status = TokenStatus.ACTIVE
+        locked.last_error = ""
+        locked.last_refreshed_at = timezone.now()
+        locked.last_checked_at = locked.last_refreshed_at
+        locked.save()
+    _copy_state(locked, token)
+    return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
+
+
+def _copy_state(source: XToken, target: XToken) -> None:
+    """Let the caller's instance see what the locked copy saved."""
+    for field in XToken._meta.concrete_fields:
+        setattr(target, field.attname, getattr(source, field.attname))
+
+
+def revoke_token(token: XToken) -> Outcome:
+    """Revoke at X first; only when X has let go (or never knew it) wipe it here.
+
+    If X cannot be reached the token is kept, so a later retry can still revoke it;
+    wiping it first would leave a live grant at X that nobody can revoke.
+    """
+    if not token.access_token:
+        token.status = TokenStatus.REVOKED
+        token.save(update_fields=["status", "updated_at"])
+        return Outcome(True, token.status, "Already revoked.")
+    try:
+        if token.kind == TokenKind.OAUTH1:
+            x_client.revoke_oauth1(token.access_token, token.token_secret)
+        else:
+            x_client.revoke_oauth2(token.access_token, "access_token")
+            if token.refresh_token:
+                x_client.revoke_oauth2(token.refresh_token, "refresh_token")
+        message = "Revoked at X and deleted here."
+    except XRateLimited:
+        raise
+    except XTokenInvalid:
+        message = "X no longer knew this token; deleted here."
+    except XError as error:
+        return _record_failure(token, error)
+    token.wipe_secrets()
+    token.status = TokenStatus.REVOKED
+    token.last_error = ""
+    token.last_checked_at = timezone.now()
+    token.save()
+    return Outcome(True, token.status, message, 200)

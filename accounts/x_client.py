@@ -1,0 +1,336 @@
+"""Every HTTP call the site makes to X, apart from allauth's own sign-in exchange.
+
+One place owns the base URLs (settings.X_API_BASE_URL), timeouts, retries, the
+rate-limit headers and the translation of X's many error shapes into a few
+exceptions the rest of the code can act on without knowing X's wire format.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+from django.conf import settings
+from requests_oauthlib import OAuth1
+
+logger = logging.getLogger(__name__)
+
+V2_USER_FIELDS = (
+    "created_at,description,location,profile_image_url,protected,public_metrics,url,verified"
+)
+_RETRY_BACKOFF_SECONDS = 0.2
+_local = threading.local()
+
+
+class XError(Exception):
+    """X refused a call or could not be reached. The message never contains a secret."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, http_status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+
+
+class XTokenInvalid(XError):
+    """X says the token (or refresh token) is invalid, expired or revoked."""
+
+
+class XRateLimited(XError):
+    """X answered 429; `reset_at` is when the window reopens (x-rate-limit-reset)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, reset_at: datetime, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reset_at = reset_at
+
+    def seconds_to_wait(self) -> float:
+        return max(0.0, (self.reset_at - datetime.now(UTC)).total_seconds())
+
+
+class XUnavailable(XError):
+    """X answered 5xx, timed out or dropped the connection: try again later."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+
+
+@dataclass(frozen=True)
+class XUser:
+    """A person on X, the same whichever API version described them."""
+
+    id: str
+    screen_name: str
+    name: str
+    location: str
+    url: str
+    description: str
+    profile_image_url: str
+    followers_count: int
+    following_count: int
+    tweet_count: int
+    listed_count: int
+    protected: bool
+    verified: bool
+    created_at: datetime | None
+    email: str = ""
+
+    @classmethod
+    def from_v1(cls, data: dict) -> "XUser":
+        created = data.get("created_at")
+        return cls(
+            id=str(data.get("id_str") or data["id"]),
+            screen_name=data.get("screen_name") or "",
+            name=data.get("name") or "",
+            location=data.get("location") or "",
+            url=data.get("url") or "",
+            description=data.get("description") or "",
+            profile_image_url=data.get("profile_image_url_https")
+            or data.get("profile_image_url")
+            or "",
+            followers_count=int(data.get("followers_count") or 0),
+            following_count=int(data.get("friends_count") or 0),
+            tweet_count=int(data.get("statuses_count") or 0),
+            listed_count=int(data.get("listed_count") or 0),
+            protected=bool(data.get("protected")),
+            verified=bool(data.get("verified")),
+            created_at=parsedate_to_datetime(created) if created else None,
+            email=data.get("email") or "",
+        )
+
+    @classmethod
+    def from_v2(cls, data: dict) -> "XUser":
+        metrics = data.get("public_metrics") or {}
+        created = data.get("created_at")
+        return cls(
+            id=str(data["id"]),
+            screen_name=data.get("username") or "",
+            name=data.get("name") or "",
+            location=data.get("location") or "",
+            url=data.get("url") or "",
+            description=data.get("description") or "",
+            profile_image_url=data.get("profile_image_url") or "",
+            followers_count=int(metrics.get("followers_count") or 0),
+            following_count=int(metrics.get("following_count") or 0),
+            tweet_count=int(metrics.get("tweet_count") or 0),
+            listed_count=int(metrics.get("listed_count") or 0),
+            protected=bool(data.get("protected")),
+            verified=bool(data.get("verified")),
+            created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+        )
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What X's OAuth 2.0 token endpoint returned."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int | None
+    scope: str
+
+
+def api_url(path: str) -> str:
+    return f"{settings.X_API_BASE_URL}{path}"
+
+
+def _session() -> requests.Session:
+    """One keep-alive session per thread: bulk jobs call X from a thread pool."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        _local.session = session
+    return session
+
+
+def _oauth1(access_token: str = "", token_secret: str = "") -> OAuth1:
+    return OAuth1(
+        settings.X_CONSUMER_KEY,
+        client_secret=settings.X_CONSUMER_SECRET,
+        resource_owner_key=access_token or None,
+        resource_owner_secret=token_secret or None,
+    )
+
+
+def _basic_auth() -> tuple[str, str]:
+    return (settings.X_CLIENT_ID, settings.X_CLIENT_SECRET)
+
+
+def rate_limit_of(response: requests.Response) -> RateLimit:
+    def as_int(name: str) -> int | None:
+        value = response.headers.get(name, "")
+        return int(value) if value.isdigit() else None
+
+    reset = as_int("x-rate-limit-reset")
+    return RateLimit(
+        limit=as_int("x-rate-limit-limit"),
+        remaining=as_int("x-rate-limit-remaining"),
+        reset_at=datetime.fromtimestamp(reset, UTC) if reset is not None else None,
+    )
+
+
+def _error_text(response: requests.Response) -> tuple[str, int | None]:
+    """X's own error message and code, from whichever error shape it used."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return (text[:200] or response.reason or "no message"), None
+    if isinstance(body, dict):
+        if body.get("errors") and isinstance(body["errors"], list):
+            first = body["errors"][0]
+            return str(first.get("message", "")), first.get("code")
+        if "error_description" in body or "error" in body:
+            return str(body.get("error_description") or body.get("error")), None
+        if "detail" in body or "title" in body:
+            return str(body.get("detail") or body.get("title")), None
+    return str(body)[:200], None
+
+
+def _raise_for_x_error(response: requests.Response, what: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message, code = _error_text(response)
+    described = f"{what}: X answered {status}: {message}"
+    if status == 429:
+        reset_at = rate_limit_of(response).reset_at or datetime.fromtimestamp(
+            time.time() + 60, UTC
+        )
+        raise XRateLimited(described, reset_at=reset_at, http_status=status, code=code)
+    if status >= 500:
+        raise XUnavailable(described, http_status=status, code=code)
+    if status in (401, 403) or (status == 400 and "token" in message.lower()):
+        raise XTokenInvalid(described, http_status=status, code=code)
+    raise XError(described, http_status=status, code=code)
+
+
+def _call(method: str, path: str, *, what: str, retry: bool, **kwargs) -> requests.Response:
+    """Send one request to X, retrying only where repeating it cannot do harm.
+
+    Refresh grants are never retried after they may have reached X: a refresh token
+    is single-use, so a blind retry could spend it twice and lose the account.
+    """
+    url = api_url(path)
+    attempts = 1 + (settings.X_HTTP_RETRIES if retry else 0)
+    for attempt in range(1, attempts + 1):
+        started = time.perf_counter()
+        try:
+            response = _session().request(method, url, timeout=settings.X_HTTP_TIMEOUT, **kwargs)
+        except requests.ConnectionError as exc:
+            _log_call(method, path, None, started)
+            if attempt < attempts:
+                time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
+                continue
+            raise XUnavailable(f"{what}: could not reach X ({type(exc).__name__})") from exc
+        except requests.Timeout as exc:
+            _log_call(method, path, None, started)
+            if attempt < attempts:
+                time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
+                continue
+            raise XUnavailable(f"{what}: X did not answer in time") from exc
+        _log_call(method, path, response.status_code, started)
+        if response.status_code >= 500 and attempt < attempts:
+            time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
+            continue
+        _raise_for_x_error(response, what)
+        return response
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _log_call(method: str, path: str, status: int | None, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    logger.info(
+        "X %s %s -> %s in %sms",
+        method,
+        path,
+        status if status is not None else "no answer",
+        duration_ms,
+        extra={"x_method": method, "x_path": path, "x_status": status, "duration_ms": duration_ms},
+    )
+
+
+def verify_credentials(access_token: str, token_secret: str) -> XUser:
+    """OAuth 1.0a: the user behind a token, or XTokenInvalid if X no longer honours it."""
+    response = _call(
+        "GET",
+        "/1.1/account/verify_credentials.json",
+        what="verify_credentials",
+        retry=True,
+        params={"include_email": "true", "skip_status": "true", "include_entities": "false"},
+        auth=_oauth1(access_token, token_secret),
+    )
+    return XUser.from_v1(response.json())
+
+
+def get_me(access_token: str) -> XUser:
+    """OAuth 2.0: the user behind a bearer token, with every profile field we keep."""
+    response = _call(
+        "GET",
+        "/2/users/me",
+        what="users/me",
+        retry=True,
+        params={"user.fields": V2_USER_FIELDS},
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    return XUser.from_v2(response.json()["data"])
+
+
+def refresh_oauth2(refresh_token: str) -> TokenGrant:
+    """Exchange a refresh token for a new access/refresh pair (the old pair dies)."""
+    response = _call(
+        "POST",
+        "/2/oauth2/token",
+        what="refresh",
+        retry=False,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": settings.X_CLIENT_ID,
+        },
+        auth=_basic_auth(),
+    )
+    body = response.json()
+    return TokenGrant(
+        access_token=body["access_token"],
+        refresh_token=body.get("refresh_token", ""),
+        expires_in=body.get("expires_in"),
+        scope=body.get("scope", ""),
+    )
+
+
+def revoke_oauth1(access_token: str, token_secret: str) -> None:
+    _call(
+        "POST",
+        "/1.1/oauth/invalidate_token",
+        what="invalidate_token",
+        retry=True,
+        auth=_oauth1(access_token, token_secret),
+    )
+
+
+def revoke_oauth2(token: str, token_type_hint: str = "access_token") -> None:  # noqa: S107
+    _call(
+        "POST",
+        "/2/oauth2/revoke",
+        what="revoke",
+        retry=True,
+        data={
+            "token": token,
+            "token_type_hint": token_type_hint,
+            "client_id": settings.X_CLIENT_ID,
+        },
+        auth=_basic_auth(),
+    )

@@ -1,0 +1,1 @@
+"""Staff-tool models, one module per concern (audit trail, bulk jobs, exports)."""
