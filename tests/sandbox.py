@@ -22,6 +22,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_SECONDS = 15
 
 
+class TimeoutSession(requests.Session):
+    """A requests session that never waits forever: a hung sandbox fails the test instead."""
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return super().request(*args, **kwargs)
+
+
 class SandboxProcess:
     """`python -m x_sandbox` on a free loopback port, e.g. `SandboxProcess(latency_ms=50)`.
 
@@ -95,7 +103,7 @@ class SandboxControl:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = requests.Session()
+        self.http = TimeoutSession()
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self.http.request(
