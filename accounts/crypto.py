@@ -49,12 +49,3 @@ def decrypt(ciphertext: str) -> str:
             "A stored X token could not be decrypted: is its key missing from "
             "TOKEN_ENCRYPTION_KEYS?"
         ) from exc
-
-
-def is_encrypted_with_newest_key(ciphertext: str) -> bool:
-    newest = Fernet(configured_keys()[0].encode())
-    try:
-        newest.decrypt(ciphertext.encode())
-    except InvalidToken:
-        return False
-    return True
