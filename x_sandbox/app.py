@@ -64,29 +64,26 @@ class SandboxApp:
     ) -> Iterable[bytes]:
         request = Request.from_environ(environ)
         is_control = request.path.startswith(CONTROL_PREFIX)
-        if not is_control and not request.path.startswith(IMAGE_PREFIX):
-            self._delay_like_the_internet(request)
-        response = self._respond(request)
-        self._add_rate_headers(response)
-        if not is_control:
+        if is_control:
+            response = self._handle(request)
+        else:
+            response = self._handle_like_x(request)
             self.sandbox.record_call(request.method, request.path, response.status)
+        self._add_rate_headers(response)
         headers = [("Content-Type", response.content_type), *response.headers]
         start_response(response.status_line(), headers)
         return [response.body]
 
-    def _delay_like_the_internet(self, request: Request) -> None:
+    def _handle_like_x(self, request: Request) -> Response:
+        """An X call: fixed latency (not for avatars), then any armed fault, then the handler."""
         latency_ms = self.sandbox.config.latency_ms
-        if latency_ms:
+        if latency_ms and not request.path.startswith(IMAGE_PREFIX):
             time.sleep(latency_ms / 1000)
+        fault = self.sandbox.take_fault(request.path)
+        injected = self._apply_fault(request, fault) if fault else None
+        return injected or self._handle(request)
 
-    def _respond(self, request: Request) -> Response:
-        fault = None
-        if not request.path.startswith(CONTROL_PREFIX):
-            fault = self.sandbox.take_fault(request.path)
-        if fault is not None:
-            injected = self._apply_fault(request, fault)
-            if injected is not None:
-                return injected
+    def _handle(self, request: Request) -> Response:
         try:
             return self._dispatch(request)
         except Rejected as rejected:
