@@ -56,18 +56,28 @@ def main() -> None:
         )
     children.append(subprocess.Popen([sys.executable, "manage.py", "db_worker"]))
     print(f"Serving http://{SITE_ADDRESS}/ (Ctrl-C stops the site, worker and sandbox).")
+    site = subprocess.Popen([sys.executable, "manage.py", "runserver", SITE_ADDRESS])
+    children.insert(0, site)
+    # A terminal's Ctrl-C reaches every child anyway; SIGTERM from a supervisor does
+    # not, so turn it into the same orderly shutdown.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        subprocess.call([sys.executable, "manage.py", "runserver", SITE_ADDRESS])
+        site.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        for child in children:
+        stop(children)
+
+
+def stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    for child in children:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 if __name__ == "__main__":
