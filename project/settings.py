@@ -159,7 +159,9 @@ SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_REQUIRED = False
 SOCIALACCOUNT_QUERY_EMAIL = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
-SOCIALACCOUNT_STORE_TOKENS = True
+# Tokens live encrypted in accounts.XToken; allauth's SocialToken would keep them in
+# clear, so it never stores any (the sign-in adapter still sees sociallogin.token).
+SOCIALACCOUNT_STORE_TOKENS = False
 
 # --- Security ---------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -220,6 +222,12 @@ if not TOKEN_ENCRYPTION_KEYS and not DEBUG:
 
 # --- Background jobs (django-tasks on the database) ---------------------------
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Staff token actions: selections above this many tokens (or "select all") run as a
+# background job; each job calls X from at most this many threads at once; a 429 is
+# waited out, each wait capped at X's 15-minute window.
+ADMIN_EXT_SYNC_LIMIT = env_int("ADMIN_EXT_SYNC_LIMIT", 50)
+ADMIN_EXT_POOL_SIZE = env_int("ADMIN_EXT_POOL_SIZE", 16)
+ADMIN_EXT_MAX_RATE_LIMIT_WAIT = env_int("ADMIN_EXT_MAX_RATE_LIMIT_WAIT", 15 * 60)
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -1,1 +1,14 @@
 """Staff-tool models, one module per concern (audit trail, bulk jobs, exports)."""
+
+from admin_ext.models.audit import AuditEvent, AuditOutcome, TokenAction
+from admin_ext.models.jobs import BulkJob, BulkJobItem, ItemStatus, JobSource
+
+__all__ = [
+    "AuditEvent",
+    "AuditOutcome",
+    "BulkJob",
+    "BulkJobItem",
+    "ItemStatus",
+    "JobSource",
+    "TokenAction",
+]

@@ -1,0 +1,90 @@
+"""Bulk token jobs: the selection is stored as one item per token before any work starts.
+
+Keeping the selection in rows (not in a task's arguments) is what lets a job be
+shared by several workers, survive a crash, and be resumed doing only what is left.
+An item is claimed with a lease (`claimed_at`, renewed while its runner lives); an
+item whose lease ran out is claimable again.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from admin_ext.models.audit import TokenAction
+
+
+class JobSource(models.TextChoices):
+    ADMIN = "admin", "Admin action"
+    COMMAND = "command", "x_tokens command"
+
+
+class BulkJob(models.Model):
+    action = models.CharField(max_length=10, choices=TokenAction.choices)
+    source = models.CharField(max_length=10, choices=JobSource.choices, default=JobSource.ADMIN)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_by_label = models.CharField("started by", max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    run_in_background = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The django-tasks result of the latest run, to find it in the task admin.
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "bulk token job"
+        permissions = [("resume_bulkjob", "Can resume a stalled bulk token job")]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk}: {self.get_action_display().lower()} {self.total} tokens"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
+
+    def get_admin_url(self) -> str:
+        return reverse("admin:admin_ext_bulkjob_change", args=[self.pk])
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
+
+
+class BulkJobItem(models.Model):
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    token = models.ForeignKey(
+        "accounts.XToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    profile = models.ForeignKey(
+        "accounts.Profile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Snapshots: the job page must still say whose token it was after deletions.
+    screen_name = models.CharField(max_length=50, blank=True)
+    token_kind = models.CharField(max_length=10, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING
+    )
+    message = models.TextField(blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "bulk job item"
+        indexes = [models.Index(fields=["job", "status"], name="bulkjobitem_job_status")]
+
+    def __str__(self) -> str:
+        who = f"@{self.screen_name}" if self.screen_name else "an account"
+        return f"{who} ({self.get_status_display()})"
