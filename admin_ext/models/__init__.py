@@ -1,6 +1,7 @@
 """Staff-tool models, one module per concern (audit trail, bulk jobs, exports)."""
 
 from admin_ext.models.audit import AuditEvent, AuditOutcome, TokenAction
+from admin_ext.models.exports import ExportJob, ExportStatus
 from admin_ext.models.jobs import BulkJob, BulkJobItem, ItemStatus, JobSource
 
 __all__ = [
@@ -8,6 +9,8 @@ __all__ = [
     "AuditOutcome",
     "BulkJob",
     "BulkJobItem",
+    "ExportJob",
+    "ExportStatus",
     "ItemStatus",
     "JobSource",
     "TokenAction",
