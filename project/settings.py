@@ -228,6 +228,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 ADMIN_EXT_SYNC_LIMIT = env_int("ADMIN_EXT_SYNC_LIMIT", 50)
 ADMIN_EXT_POOL_SIZE = env_int("ADMIN_EXT_POOL_SIZE", 16)
 ADMIN_EXT_MAX_RATE_LIMIT_WAIT = env_int("ADMIN_EXT_MAX_RATE_LIMIT_WAIT", 15 * 60)
+# Profile exports: XLSX of more rows than this is written by a worker into
+# EXPORT_DIR (private, never served as media) and downloaded from the admin.
+EXPORT_XLSX_SYNC_LIMIT = env_int("EXPORT_XLSX_SYNC_LIMIT", 5000)
+EXPORT_DIR = Path(os.environ.get("EXPORT_DIR", BASE_DIR / "exports"))
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
