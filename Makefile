@@ -24,6 +24,13 @@ run: $(VENV)/.installed-runtime
 	$(PY) manage.py ensure_demo_staff
 	$(PY) -m project.devserver
 
+# Production: static files, migrations, then gunicorn, which also runs and
+# supervises DB_WORKERS job workers (see project/gunicorn.conf.py and README "Deploying").
+serve: $(VENV)/.installed-runtime
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py migrate --noinput
+	exec $(BIN)/gunicorn --config project/gunicorn.conf.py
+
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
+from project.health import healthz
 
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("healthz", healthz, name="healthz"),
 ]

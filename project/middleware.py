@@ -1,0 +1,88 @@
+"""Site-wide middleware: one log line per request, and the Content-Security-Policy."""
+
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import empty
+
+request_logger = logging.getLogger("project.request")
+
+
+def _user_id(request: HttpRequest) -> str | None:
+    """Who made the request, without loading a user the view never needed."""
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "_wrapped", None) is not empty:
+        return str(user.pk) if user.is_authenticated else None
+    session = getattr(request, "session", None)
+    if session is None or not request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return None
+    return session.get(SESSION_KEY)
+
+
+class RequestLogMiddleware:
+    """Log method, path (never the query string), status, duration and user id.
+
+    Outermost, so the duration covers every other middleware too. The query string
+    is left out on purpose: OAuth callbacks carry `oauth_verifier`, `code` and
+    `state` there.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        request_logger.info(
+            "%s %s %s in %sms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "user_id": _user_id(request),
+            },
+        )
+        return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's policy from settings, plus X's origins read at request time.
+
+    The sign-in button posts a form whose answer redirects to X, and browsers apply
+    `form-action` to that redirect, so X's origins must be allowed there. With the
+    sandbox, avatars come from the sandbox too. Both follow `X_API_BASE_URL` and
+    `X_WEB_BASE_URL`, which tests and deployments change after settings load.
+    """
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponse, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if report_only:
+            return parts
+        x_origins = sorted({_origin(settings.X_API_BASE_URL), _origin(settings.X_WEB_BASE_URL)})
+        additions = {"form-action": x_origins}
+        if settings.X_SANDBOX:
+            additions["img-src"] = x_origins
+        update = dict(parts.update or {})
+        for directive, sources in additions.items():
+            update[directive] = [*update.get(directive, []), *sources]
+        parts.update = update
+        return parts

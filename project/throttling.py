@@ -1,0 +1,40 @@
+"""Throttling password sign-ins (the admin login) with django-axes.
+
+Failures are counted per username *and* client address, so a guesser is stopped
+without locking a staff member out from everywhere and without blocking a whole
+office or mobile network behind one address.
+"""
+
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.http import HttpRequest
+
+
+class LoginThrottleBackend(AxesStandaloneBackend):
+    """Axes' lockout check for web logins; calls without a request pass through.
+
+    A login form always passes the request. `authenticate()` without one comes from
+    code we run ourselves (a shell, a management command, a test's `client.login`),
+    which no remote guesser can reach; axes itself would refuse it with an error.
+    """
+
+    def authenticate(self, request: HttpRequest | None, *args, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, *args, **kwargs)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The address failures are counted against.
+
+    Behind `FORWARDED_PROXY_COUNT` trusted proxies the client is the entry that
+    many places from the right of X-Forwarded-For (each proxy appends the address
+    it saw); anything further left was written by the client and is not trusted.
+    """
+    proxies = settings.FORWARDED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "")
