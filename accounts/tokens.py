@@ -115,7 +115,9 @@ def refresh_token(token: XToken) -> Outcome:
     with transaction.atomic():
         locked = XToken.objects.select_for_update().select_related("profile").get(pk=token.pk)
         if locked.last_refreshed_at and locked.last_refreshed_at >= requested_at:
-            # Someone else refreshed while we waited for the lock; their pair is ours.
+            # Someone else refreshed while we waited for the lock; their pair is ours,
+            # and the caller's copy must hold it too, not the pair X just spent.
+            _copy_state(locked, token)
             return Outcome(True, locked.status, "Already refreshed a moment ago.", 200)
         if refusal := _unusable(locked):
             return refusal
