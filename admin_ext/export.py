@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time
 from typing import IO, Any
 
 from django.contrib.admin.utils import lookup_spawns_duplicates
-from django.db.models import Case, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 from import_export import fields, resources, widgets
@@ -100,19 +100,17 @@ def _current_token(column: str) -> Subquery:
     """One column of the profile's current token, as a correlated subquery.
 
     The current token is the one of the method the person last signed in with
-    (`Profile.sign_in_method`), else any other; the same rule as
-    `Profile.current_token`, but inside the export's single query.
+    (`Profile.sign_in_method`), else any other: the rule of `Profile.current_token`,
+    but inside the export's single query. The preference is written as a WHERE
+    condition because SQLite cannot see the outer row from a subquery's ORDER BY.
     """
+    same_method = XToken.objects.filter(
+        profile=OuterRef(OuterRef("pk")), kind=OuterRef(OuterRef("sign_in_method"))
+    )
     tokens = (
         XToken.objects.filter(profile=OuterRef("pk"))
-        .annotate(
-            preference=Case(
-                When(kind=OuterRef("sign_in_method"), then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("preference", "kind")
+        .filter(Q(kind=OuterRef("sign_in_method")) | ~Exists(same_method))
+        .order_by("kind")
         .values(column)[:1]
     )
     return Subquery(tokens)
