@@ -1,6 +1,61 @@
+"""Pages around signing in with X: the sign-in page, the profile, and Disconnect X."""
+
+from urllib.parse import urlsplit
+
+from allauth.account.utils import get_next_redirect_url
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts import signin
+from accounts.models import Profile
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
+
+
+def login_page(request: HttpRequest) -> HttpResponse:
+    """One "Sign in with X" button per configured method (the seed's /login/)."""
+    if request.user.is_authenticated:
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    context = {
+        "methods": signin.sign_in_methods(request),
+        "next_url": get_next_redirect_url(request) or "",
+    }
+    return render(request, "accounts/login.html", context)
+
+
+def _web_link(url: str) -> str:
+    """The URL if it is safe to put in an href or src (http or https only), else ""."""
+    return url if urlsplit(url).scheme in ("http", "https") else ""
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    context = {
+        "profile": profile,
+        "tokens": profile.tokens.order_by("kind"),
+        "website": _web_link(profile.url),
+        "avatar": _web_link(profile.profile_image_url),
+    }
+    return render(request, "accounts/profile.html", context)
+
+
+@require_POST
+@login_required
+def disconnect(request: HttpRequest) -> HttpResponse:
+    """Revoke the tokens at X, delete them here, then sign out; or keep them and say why."""
+    profile, _ = Profile.objects.get_or_create(user=request.user)
+    result = signin.disconnect_x(profile)
+    if not result.ok:
+        messages.error(request, result.message)
+        return redirect("profile")
+    logout(request)
+    messages.success(request, result.message)
+    return redirect("home")

@@ -65,6 +65,10 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "accounts",
+    # allauth's X providers under their own ids, with X's URLs from settings
+    # (instead of allauth.socialaccount.providers.twitter / twitter_oauth2).
+    "accounts.providers.twitter",
+    "accounts.providers.twitter_oauth2",
     "admin_ext",
 ]
 
@@ -167,6 +171,10 @@ SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_REQUIRED = False
 SOCIALACCOUNT_QUERY_EMAIL = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
+# Local signup is closed (staff accounts come from createsuperuser or the admin);
+# the social adapter links sign-ins by X user id and stores tokens in XToken.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 # Tokens live encrypted in accounts.XToken; allauth's SocialToken would keep them in
 # clear, so it never stores any (the sign-in adapter still sees sociallogin.token).
 SOCIALACCOUNT_STORE_TOKENS = False
@@ -256,6 +264,19 @@ X_WEB_BASE_URL = os.environ.get("X_WEB_BASE_URL", _x_default_web).rstrip("/")
 X_HTTP_TIMEOUT = float(os.environ.get("X_HTTP_TIMEOUT", "10"))
 X_HTTP_RETRIES = env_int("X_HTTP_RETRIES", 2)
 X_OAUTH2_SCOPES = ["tweet.read", "users.read", "offline.access"]
+# One allauth app per sign-in method that has credentials; a method without them
+# is not offered. Both providers read X's URLs from the two settings above.
+SOCIALACCOUNT_PROVIDERS = {}
+if X_CONSUMER_KEY and X_CONSUMER_SECRET:
+    SOCIALACCOUNT_PROVIDERS["twitter"] = {
+        "APP": {"client_id": X_CONSUMER_KEY, "secret": X_CONSUMER_SECRET},
+    }
+if X_CLIENT_ID and X_CLIENT_SECRET:
+    SOCIALACCOUNT_PROVIDERS["twitter_oauth2"] = {
+        "APP": {"client_id": X_CLIENT_ID, "secret": X_CLIENT_SECRET},
+        "SCOPE": X_OAUTH2_SCOPES,
+        "OAUTH_PKCE_ENABLED": True,
+    }
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key can
 # be put in front and old rows re-encrypted (`manage.py rotate_token_keys`).

@@ -7,6 +7,8 @@ from project.health import healthz
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("admin/", admin.site.urls),
+    # Before allauth's: /login/, /profile/, and /accounts/login/ sent to /login/.
+    path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("healthz", healthz, name="healthz"),
 ]

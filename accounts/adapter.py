@@ -1,0 +1,80 @@
+"""django-allauth adapters: where allauth's sign-in flow meets our rules.
+
+People sign in with X only; local accounts with passwords are for staff and are
+made with `createsuperuser` or in the admin, so allauth's own signup is closed.
+The social adapter ties each sign-in to one user per X account, keeps the token
+in XToken (encrypted) rather than allauth's SocialToken (clear text), and turns
+every failure into a page that says what happened.
+"""
+
+import functools
+
+import requests
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.utils import user_username
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.providers.base import AuthProcess
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest
+from django.shortcuts import redirect, render
+
+from accounts import signin
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
+        return True
+
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
+        # Never park a sign-in on allauth's signup form: that would serialize the
+        # token into the session (a database row) in clear.
+        return True
+
+    def get_requests_session(self) -> requests.Session:
+        """The session allauth's sign-in calls to X use: our timeout, X's real statuses."""
+        session = requests.Session()
+        session.request = functools.partial(session.request, timeout=settings.X_HTTP_TIMEOUT)
+        session.hooks["response"].append(signin.raise_for_x_status)
+        return session
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        if sociallogin.state.get("process") == AuthProcess.CONNECT:
+            # One X account per user: attaching a second one would split the profile.
+            messages.error(request, "Each account here is linked to exactly one X account.")
+            raise ImmediateHttpResponse(redirect("profile"))
+        signin.link_to_existing_user(request, sociallogin)
+        if sociallogin.is_existing and sociallogin.user.is_active:
+            signin.record_sign_in(sociallogin.user, signin.attached(sociallogin))
+
+    def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
+        sign_in = signin.attached(sociallogin)
+        user_username(sociallogin.user, signin.username_for(sign_in.x_user.screen_name))
+        user = super().save_user(request, sociallogin, form)
+        signin.record_sign_in(user, sign_in)
+        return user
+
+    def on_authentication_error(
+        self,
+        request: HttpRequest,
+        provider,
+        error=None,
+        exception=None,
+        extra_context=None,
+    ) -> None:
+        failure = signin.failure_for(request, error, exception)
+        signin.log_failure(request, provider.id, failure, signin.describe(exception, request))
+        response = render(
+            request,
+            "accounts/signin_failed.html",
+            {"failure": failure},
+            status=failure.status,
+        )
+        raise ImmediateHttpResponse(response)

@@ -1,0 +1,407 @@
+"""Sign in with X: the rules around allauth's OAuth exchange that allauth does not know.
+
+allauth runs the OAuth 1.0a and OAuth 2.0 (PKCE) dances. This module decides the
+rest, in plain functions the provider views and the allauth adapter call:
+
+- a callback is checked against what this browser started before anyone talks to
+  X: no pending request token or state ("we didn't redirect you to X"), a token or
+  state that does not match ("tokens do not match"), a callback that was already
+  used, or a person who pressed Cancel at X;
+- every failure becomes one friendly page with a status that fits and one log line
+  naming the case -- never a token, verifier, code or state;
+- one X account is one local user, whichever method signed it in; each sign-in
+  refreshes the profile from X and keeps the token only in XToken, encrypted.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+from allauth.socialaccount.internal import statekit
+from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.providers.base.constants import AuthError
+from allauth.socialaccount.providers.oauth.client import OAuthError
+from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare
+
+from accounts.models import Profile, TokenKind, XToken
+from accounts.profiles import apply_x_user
+from accounts.tokens import revoke_token, store_token
+from accounts.x_client import XRateLimited, XUser
+
+logger = logging.getLogger(__name__)
+
+OAUTH1_PROVIDER = "twitter"
+OAUTH2_PROVIDER = "twitter_oauth2"
+KIND_BY_PROVIDER = {OAUTH1_PROVIDER: TokenKind.OAUTH1, OAUTH2_PROVIDER: TokenKind.OAUTH2}
+# Callbacks already handled in this session, as fingerprints: enough to recognise a
+# replay without keeping the request token or state itself.
+SPENT_SESSION_KEY = "x_signin_spent_callbacks"
+SPENT_REMEMBERED = 10
+_SIGN_IN_ATTRIBUTE = "x_sign_in"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One way a sign-in can fail: what the person sees and what the log calls it."""
+
+    case: str
+    status: int
+    title: str
+    message: str
+
+
+DENIED = Failure(
+    "denied",
+    403,
+    "You cancelled the sign-in at X",
+    "X did not share your account with us, so you are not signed in. Nothing was stored.",
+)
+MISSING = Failure(
+    "missing",
+    400,
+    "We didn't send you to X",
+    "This sign-in did not start in this browser, or it started too long ago. "
+    "Start again from our sign-in page.",
+)
+MISMATCH = Failure(
+    "mismatch",
+    400,
+    "The sign-in tokens do not match",
+    "X sent back a different sign-in than the one this browser started, so we stopped "
+    "to keep your account safe.",
+)
+REPLAYED = Failure(
+    "replayed",
+    400,
+    "This sign-in link was already used",
+    "Each trip back from X works once. Start a new sign-in instead.",
+)
+X_ERROR = Failure(
+    "x_error",
+    502,
+    "X could not complete the sign-in",
+    "X answered with an error. Nothing was stored; please try again in a moment.",
+)
+X_RATE_LIMITED = Failure(
+    "x_rate_limited",
+    503,
+    "X asked us to slow down",
+    "X is limiting how often we can look up your account. Please try again in a few minutes.",
+)
+X_UNREACHABLE = Failure(
+    "x_unreachable",
+    502,
+    "We could not reach X",
+    "The connection to X failed. Nothing was stored; please try again in a moment.",
+)
+X_TIMEOUT = Failure(
+    "x_timeout",
+    504,
+    "X took too long to answer",
+    "We gave up waiting for X. Nothing was stored; please try again in a moment.",
+)
+FAILED = Failure(
+    "failed",
+    400,
+    "The sign-in could not be completed",
+    "Something in the answer from X did not add up, so we did not sign you in.",
+)
+
+
+class SignInRefused(Exception):
+    """A callback we refuse before talking to X; carries the failure to show."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.case)
+        self.failure = failure
+
+
+class XAnswered(requests.HTTPError):
+    """X answered a sign-in call with an error status.
+
+    The message names the status and path only: the query of a sign-in call can
+    hold the verifier or code.
+    """
+
+    def __init__(self, response: requests.Response) -> None:
+        path = urlsplit(response.url).path
+        super().__init__(f"X answered {response.status_code} on {path}", response=response)
+        self.status_code = response.status_code
+
+
+def raise_for_x_status(response: requests.Response, *args, **kwargs) -> None:
+    """requests response hook for allauth's sign-in calls to X.
+
+    allauth turns every X error into one generic exception; raising our own first
+    keeps the status, so the person sees whether X failed, throttled or refused.
+    """
+    if response.status_code >= 400:
+        raise XAnswered(response)
+
+
+@dataclass(frozen=True)
+class SignInMethod:
+    """One "Sign in with X" button on the sign-in page."""
+
+    provider_id: str
+    detail: str
+    login_url: str
+    primary: bool
+
+
+def sign_in_methods(request: HttpRequest) -> list[SignInMethod]:
+    """The methods with credentials configured, OAuth 2.0 (X's current default) first."""
+    configured = {
+        provider.id: provider
+        for provider in get_social_adapter(request).list_providers(request)
+        if provider.id in KIND_BY_PROVIDER
+    }
+    methods = []
+    for provider_id in (OAUTH2_PROVIDER, OAUTH1_PROVIDER):
+        if provider_id in configured:
+            methods.append(
+                SignInMethod(
+                    provider_id=provider_id,
+                    detail=KIND_BY_PROVIDER[provider_id].label,
+                    login_url=configured[provider_id].get_login_url(request),
+                    primary=not methods,
+                )
+            )
+    return methods
+
+
+# Callback checks -----------------------------------------------------------------
+
+
+def _fingerprint(provider_id: str, value: str) -> str:
+    return hashlib.sha256(f"{provider_id}\x00{value}".encode()).hexdigest()[:32]
+
+
+def _was_spent(request: HttpRequest, provider_id: str, value: str) -> bool:
+    return _fingerprint(provider_id, value) in request.session.get(SPENT_SESSION_KEY, [])
+
+
+def mark_spent(request: HttpRequest, provider_id: str, value: str) -> None:
+    """Remember that this request token or state has been used up in this session."""
+    if not value:
+        return
+    spent = list(request.session.get(SPENT_SESSION_KEY, []))
+    spent.append(_fingerprint(provider_id, value))
+    request.session[SPENT_SESSION_KEY] = spent[-SPENT_REMEMBERED:]
+
+
+def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> None:
+    """Refuse an OAuth 1.0a callback that is not the answer to this browser's request.
+
+    allauth exchanges whatever verifier arrives for the request token in the session
+    without comparing the callback's oauth_token to it; the seed did, and so do we.
+    """
+    params = request.GET
+    returned = params.get("oauth_token") or params.get("denied") or ""
+    if returned and _was_spent(request, OAUTH1_PROVIDER, returned):
+        raise SignInRefused(REPLAYED)
+    if "denied" in params:
+        raise SignInRefused(DENIED)
+    if not request_token or not request_token.get("oauth_token"):
+        raise SignInRefused(MISSING)
+    if not constant_time_compare(returned, request_token["oauth_token"]):
+        raise SignInRefused(MISMATCH)
+
+
+def check_oauth2_callback(request: HttpRequest, provider_id: str) -> None:
+    """Refuse an OAuth 2.0 callback whose state this browser is not waiting for.
+
+    allauth answers all three cases with one generic error; telling them apart
+    gives the person (and the log) the real reason.
+    """
+    state_id = request.GET.get("state", "")
+    if state_id and _was_spent(request, provider_id, state_id):
+        raise SignInRefused(REPLAYED)
+    pending = {
+        pending_id
+        for pending_id, stashed in statekit.get_states(request).items()
+        if len(stashed) == 3 and stashed[2] == provider_id
+    }
+    if not pending:
+        raise SignInRefused(MISSING)
+    if state_id not in pending:
+        raise SignInRefused(MISMATCH)
+
+
+# Failures --------------------------------------------------------------------------
+
+
+def failure_for(
+    request: HttpRequest, error: str | None, exception: BaseException | None
+) -> Failure:
+    """Which failure an allauth authentication error is, from its code and exception."""
+    if isinstance(exception, SignInRefused):
+        return exception.failure
+    if error == AuthError.CANCELLED:
+        return DENIED
+    if isinstance(exception, XAnswered):
+        return X_RATE_LIMITED if exception.status_code == 429 else X_ERROR
+    # ConnectTimeout is both a Timeout and a ConnectionError: waiting is the story.
+    if isinstance(exception, requests.Timeout):
+        return X_TIMEOUT
+    if isinstance(exception, requests.ConnectionError):
+        return X_UNREACHABLE
+    if isinstance(exception, requests.RequestException | OAuthError | OAuth2Error):
+        return X_ERROR
+    if isinstance(exception, PermissionDenied):
+        return MISSING
+    if exception is None and request.GET.get("error"):
+        # X refused the authorization request itself (invalid_scope and the like).
+        return X_ERROR
+    return FAILED
+
+
+def describe(exception: BaseException | None, request: HttpRequest) -> str:
+    """A log-safe detail: a status and path, an exception class, or X's error code.
+
+    Never the exception's message: allauth's include X's response bodies.
+    """
+    if isinstance(exception, XAnswered):
+        return str(exception)
+    if exception is not None and not isinstance(exception, SignInRefused):
+        return type(exception).__name__
+    if error := request.GET.get("error"):
+        return f"X error {error[:40]!r}"
+    return "-"
+
+
+def log_failure(request: HttpRequest, provider_id: str, failure: Failure, detail: str) -> None:
+    logger.warning(
+        "X sign-in failed: %s (provider %s; %s)",
+        failure.case,
+        provider_id,
+        detail,
+        extra={"signin_case": failure.case, "provider": provider_id},
+    )
+
+
+# Successful sign-ins ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class XSignIn:
+    """What X said during one sign-in: who the person is and the token it issued."""
+
+    kind: str
+    x_user: XUser
+    access_token: str = field(repr=False)
+    token_secret: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    expires_in: int | None = None
+    scopes: str = ""
+
+
+def attach(sociallogin: SocialLogin, sign_in: XSignIn) -> SocialLogin:
+    """Carry the sign-in's data from the provider adapter to the account adapter.
+
+    SocialLogin has no place for the scopes or our XUser, and its SocialToken must
+    never be saved (allauth stores it in clear), so the data rides along here.
+    """
+    setattr(sociallogin, _SIGN_IN_ATTRIBUTE, sign_in)
+    return sociallogin
+
+
+def attached(sociallogin: SocialLogin) -> XSignIn:
+    return getattr(sociallogin, _SIGN_IN_ATTRIBUTE)
+
+
+def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> None:
+    """Sign a returning person in as their existing user, whichever method they use.
+
+    allauth keys accounts by (provider, uid), so OAuth 2.0 after OAuth 1.0a would
+    otherwise make a second user; the X user id on the profile is the real key.
+    """
+    if sociallogin.is_existing:
+        return
+    x_user_id = attached(sociallogin).x_user.id
+    profile = Profile.objects.select_related("user").filter(x_user_id=x_user_id).first()
+    if profile is not None:
+        sociallogin.connect(request, profile.user)
+
+
+def username_for(screen_name: str) -> str:
+    """The screen name, or a unique variant of it when another user already has it."""
+    adapter = get_account_adapter()
+    try:
+        return adapter.clean_username(screen_name)
+    except ValidationError:
+        return adapter.generate_unique_username([screen_name, "x_user"])
+
+
+@transaction.atomic
+def record_sign_in(user, sign_in: XSignIn) -> Profile:
+    """Refresh the profile from X and keep the new token, encrypted, in XToken."""
+    profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
+    profile.sign_in_method = sign_in.kind
+    apply_x_user(profile, sign_in.x_user)
+    store_token(
+        profile,
+        sign_in.kind,
+        access_token=sign_in.access_token,
+        token_secret=sign_in.token_secret,
+        refresh_token=sign_in.refresh_token,
+        expires_in=sign_in.expires_in,
+        scopes=sign_in.scopes,
+    )
+    return profile
+
+
+# Disconnect X ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disconnection:
+    ok: bool
+    message: str
+
+
+def disconnect_x(profile: Profile) -> Disconnection:
+    """Revoke every token at X, then delete them here; stop at the first X failure.
+
+    A token X has not let go of is kept (revoke_token records why), so pressing
+    Disconnect again can still revoke it: deleting it first would leave a live
+    grant at X that nobody could revoke any more.
+    """
+    tokens = list(profile.tokens.all())
+    for token in tokens:
+        try:
+            outcome = revoke_token(token)
+        except XRateLimited:
+            return Disconnection(
+                False,
+                "X is limiting how often we can call it. Your X connection is still "
+                "in place; please try Disconnect X again in a few minutes.",
+            )
+        if not outcome.ok:
+            logger.warning(
+                "Disconnect X kept %s token of profile %s: %s",
+                token.kind,
+                profile.pk,
+                outcome.status,
+            )
+            return Disconnection(
+                False,
+                "We could not reach X to revoke your access, so we kept it to try again. "
+                "Please press Disconnect X again in a moment.",
+            )
+    XToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
+    logger.info(
+        "Disconnect X: profile %s revoked and deleted %s token(s)", profile.pk, len(tokens)
+    )
+    return Disconnection(
+        True,
+        "Disconnected from X: we revoked our access at X, deleted it here and signed you out.",
+    )
