@@ -33,18 +33,36 @@ from import_export.formats import base_formats
 from import_export.forms import SelectableFieldsExportForm
 from import_export.signals import post_export
 
+from accounts.models import TokenStatus
 from admin_ext.export import (
     FORMATS,
+    STATUS_NONE,
     TEXT_WRITERS,
     ExportFormat,
     ProfileResource,
     export_columns,
     export_filename,
+    filter_profiles,
     stream_rows,
     write_xlsx,
 )
 from admin_ext.export_tasks import EXPORT_PERMISSION, export_file_path, start_export_job
 from admin_ext.models import ExportJob, ExportStatus
+
+
+class CurrentTokenStatusFilter(admin.SimpleListFilter):
+    """The list filter `export_profiles --token-status` mirrors: the current token's status."""
+
+    title = "current token status"
+    parameter_name = "token_status"
+
+    def lookups(self, request, model_admin):
+        return [*TokenStatus.choices, (STATUS_NONE, "No token")]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        return filter_profiles(queryset, token_status=self.value())
 
 
 class ProfileExportForm(SelectableFieldsExportForm):
