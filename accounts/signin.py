@@ -28,7 +28,7 @@ from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import Profile, TokenKind, XToken
@@ -196,6 +196,16 @@ def mark_spent(request: HttpRequest, provider_id: str, value: str) -> None:
     spent = list(request.session.get(SPENT_SESSION_KEY, []))
     spent.append(_fingerprint(provider_id, value))
     request.session[SPENT_SESSION_KEY] = spent[-SPENT_REMEMBERED:]
+
+
+def save_session_despite_error(request: HttpRequest, response: HttpResponse) -> None:
+    """Keep what a callback took out of the session even when X failed.
+
+    Django's SessionMiddleware skips saving on 5xx answers, and our 502/503/504 pages
+    are such answers: without this the used request token would stay in the session.
+    """
+    if response.status_code >= 500 and request.session.modified:
+        request.session.save()
 
 
 def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> None:

@@ -28,14 +28,18 @@ http = TimeoutSession()
 User = get_user_model()
 
 
-@pytest.fixture
-def x(x_sandbox, settings):
-    """The sandbox, with the site pointed at it and the test client's host approved."""
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+def point_site_at(sandbox, settings):
+    """Point the site at the sandbox and approve the test client's host as a callback."""
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = sandbox.base_url
     settings.X_HTTP_TIMEOUT = 5
     # Django's test client calls itself http://testserver; X checks callbacks.
-    x_sandbox.config(callbacks=["http://testserver:*"])
-    return x_sandbox
+    sandbox.config(callbacks=["http://testserver:*"])
+    return sandbox
+
+
+@pytest.fixture
+def x(x_sandbox, settings):
+    return point_site_at(x_sandbox, settings)
 
 
 def start(client: Client, provider: str = OAUTH1) -> str:

@@ -125,11 +125,12 @@ class XOAuthCallbackView(OAuthCallbackView):
         token_key = request_token_session_key(self.adapter)
         try:
             signin.check_oauth1_callback(request, request.session.get(token_key))
-            return super().dispatch(request)
+            response = super().dispatch(request)
         except (signin.SignInRefused, requests.RequestException, PermissionDenied) as exc:
-            return render_authentication_error(request, provider, exception=exc)
-        finally:
-            self._forget_request_token(request, token_key)
+            response = render_authentication_error(request, provider, exception=exc)
+        self._forget_request_token(request, token_key)
+        signin.save_session_despite_error(request, response)
+        return response
 
     def _forget_request_token(self, request: HttpRequest, token_key: str) -> None:
         """A request token is good for one callback: drop it and remember it was used."""

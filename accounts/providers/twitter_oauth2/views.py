@@ -97,11 +97,11 @@ class XOAuth2CallbackView(OAuth2CallbackView):
             signin.check_oauth2_callback(request, provider.sub_id)
         except signin.SignInRefused as exc:
             return render_authentication_error(request, provider, exception=exc)
-        try:
-            return super().dispatch(request, *args, **kwargs)
-        finally:
-            # allauth has used up the state whatever happened; a second visit is a replay.
-            signin.mark_spent(request, provider.sub_id, request.GET.get("state", ""))
+        response = super().dispatch(request, *args, **kwargs)
+        # allauth has used up the state whatever happened; a second visit is a replay.
+        signin.mark_spent(request, provider.sub_id, request.GET.get("state", ""))
+        signin.save_session_despite_error(request, response)
+        return response
 
 
 oauth2_login = XOAuth2LoginView.adapter_view(XOAuth2Adapter)
