@@ -295,6 +295,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 ADMIN_EXT_SYNC_LIMIT = env_int("ADMIN_EXT_SYNC_LIMIT", 50)
 ADMIN_EXT_POOL_SIZE = env_int("ADMIN_EXT_POOL_SIZE", 16)
 ADMIN_EXT_MAX_RATE_LIMIT_WAIT = env_int("ADMIN_EXT_MAX_RATE_LIMIT_WAIT", 15 * 60)
+# Seconds a job runner's claim on its items lasts without a heartbeat; after that a
+# crashed runner's items are picked up again by a resumed job.
+ADMIN_EXT_CLAIM_LEASE = env_int("ADMIN_EXT_CLAIM_LEASE", 60)
 # Profile exports: XLSX of more rows than this is written by a worker into
 # EXPORT_DIR (private, never served as media) and downloaded from the admin.
 EXPORT_XLSX_SYNC_LIMIT = env_int("EXPORT_XLSX_SYNC_LIMIT", 5000)

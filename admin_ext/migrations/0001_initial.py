@@ -6,80 +6,223 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BulkJob',
+            name="BulkJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('check', 'Check'), ('refresh', 'Refresh'), ('revoke', 'Revoke')], max_length=10)),
-                ('source', models.CharField(choices=[('admin', 'Admin action'), ('command', 'x_tokens command')], default='admin', max_length=10)),
-                ('created_by_label', models.CharField(max_length=150, verbose_name='started by')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('run_in_background', models.BooleanField(default=False)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("check", "Check"), ("refresh", "Refresh"), ("revoke", "Revoke")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("admin", "Admin action"), ("command", "x_tokens command")],
+                        default="admin",
+                        max_length=10,
+                    ),
+                ),
+                ("created_by_label", models.CharField(max_length=150, verbose_name="started by")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("run_in_background", models.BooleanField(default=False)),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'bulk token job',
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('resume_bulkjob', 'Can resume a stalled bulk token job')],
+                "verbose_name": "bulk token job",
+                "ordering": ["-created_at", "-id"],
+                "permissions": [("resume_bulkjob", "Can resume a stalled bulk token job")],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor_label', models.CharField(help_text='Username at the time, or the command that ran.', max_length=150, verbose_name='who')),
-                ('action', models.CharField(choices=[('check', 'Check'), ('refresh', 'Refresh'), ('revoke', 'Revoke')], db_index=True, max_length=10)),
-                ('token_kind', models.CharField(blank=True, max_length=10)),
-                ('x_user_id', models.CharField(blank=True, db_index=True, max_length=32, verbose_name='X user id')),
-                ('screen_name', models.CharField(blank=True, db_index=True, max_length=50)),
-                ('outcome', models.CharField(choices=[('ok', 'OK'), ('failed', 'Failed')], db_index=True, max_length=10)),
-                ('token_status', models.CharField(blank=True, help_text="The token's status after the action.", max_length=10)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="X's HTTP status")),
-                ('message', models.TextField(blank=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.profile')),
-                ('token', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.xtoken')),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='admin_ext.bulkjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor_label",
+                    models.CharField(
+                        help_text="Username at the time, or the command that ran.",
+                        max_length=150,
+                        verbose_name="who",
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("check", "Check"), ("refresh", "Refresh"), ("revoke", "Revoke")],
+                        db_index=True,
+                        max_length=10,
+                    ),
+                ),
+                ("token_kind", models.CharField(blank=True, max_length=10)),
+                (
+                    "x_user_id",
+                    models.CharField(
+                        blank=True, db_index=True, max_length=32, verbose_name="X user id"
+                    ),
+                ),
+                ("screen_name", models.CharField(blank=True, db_index=True, max_length=50)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("ok", "OK"), ("failed", "Failed")], db_index=True, max_length=10
+                    ),
+                ),
+                (
+                    "token_status",
+                    models.CharField(
+                        blank=True, help_text="The token's status after the action.", max_length=10
+                    ),
+                ),
+                (
+                    "http_status",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="X's HTTP status"
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.profile",
+                    ),
+                ),
+                (
+                    "token",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.xtoken",
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_events",
+                        to="admin_ext.bulkjob",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit event',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "audit event",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='BulkJobItem',
+            name="BulkJobItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('screen_name', models.CharField(blank=True, max_length=50)),
-                ('token_kind', models.CharField(blank=True, max_length=10)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('ok', 'OK'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('message', models.TextField(blank=True)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('claimed_by', models.CharField(blank=True, max_length=64)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='admin_ext.bulkjob')),
-                ('profile', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.profile')),
-                ('token', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.xtoken')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("screen_name", models.CharField(blank=True, max_length=50)),
+                ("token_kind", models.CharField(blank=True, max_length=10)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("ok", "OK"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("claimed_by", models.CharField(blank=True, max_length=64)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="admin_ext.bulkjob",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.profile",
+                    ),
+                ),
+                (
+                    "token",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.xtoken",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'bulk job item',
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['job', 'status'], name='bulkjobitem_job_status')],
+                "verbose_name": "bulk job item",
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["job", "status"], name="bulkjobitem_job_status")],
             },
         ),
     ]

@@ -33,6 +33,9 @@ class BulkJob(models.Model):
     run_in_background = models.BooleanField(default=False)
     total = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed every few seconds by each live runner; a started, unfinished job whose
+    # heartbeat is old has lost its runner (crash, restart) and can be resumed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The django-tasks result of the latest run, to find it in the task admin.
     task_id = models.CharField(max_length=64, blank=True)
@@ -40,7 +43,6 @@ class BulkJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "bulk token job"
-        permissions = [("resume_bulkjob", "Can resume a stalled bulk token job")]
 
     def __str__(self) -> str:
         return f"Job #{self.pk}: {self.get_action_display().lower()} {self.total} tokens"

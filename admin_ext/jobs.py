@@ -1,0 +1,501 @@
+"""Bulk check / refresh / revoke: the one runner behind admin actions, tasks and x_tokens.
+
+A job is created with its whole selection stored as items, then any number of
+runners (a request, a django-tasks worker, the x_tokens command, on any machine)
+process it by claiming small batches of items:
+- claims use `select_for_update(skip_locked=True)`, so runners sharing a job on
+  PostgreSQL never take the same item; on SQLite the IMMEDIATE transactions the
+  settings configure serialise the claims instead;
+- a claim is a lease that its runner renews every few seconds; when a runner dies,
+  its items become claimable again after the lease and a resumed job does only
+  the items not yet done;
+- X is called from a bounded pool of threads (ADMIN_EXT_POOL_SIZE), each calling
+  accounts.tokens, which holds the "never lose a token" rules;
+- a 429 pauses the whole pool until X's reset time, then the same item is retried:
+  rate limits delay a job, they never fail an account.
+"""
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, connections, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts import tokens as token_ops
+from accounts.models import Profile, TokenStatus, XToken
+from accounts.tokens import Outcome
+from accounts.x_client import XRateLimited
+from admin_ext.audit import Recorded, record_outcome, write_log_entries
+from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
+
+logger = logging.getLogger(__name__)
+
+OPERATIONS: dict[str, Callable[[XToken], Outcome]] = {
+    TokenAction.CHECK: token_ops.check_token,
+    TokenAction.REFRESH: token_ops.refresh_token,
+    TokenAction.REVOKE: token_ops.revoke_token,
+}
+HEARTBEAT_SECONDS = 5.0
+LOG_FLUSH_SECONDS = 2.0
+ITEM_CHUNK = 2000
+NO_TOKEN = Outcome(
+    False, "", "No X token is stored for this account; it has not signed in with X."
+)
+
+
+def claim_lease() -> timedelta:
+    """How long a claim (and a job heartbeat) stays valid without being renewed."""
+    return timedelta(seconds=settings.ADMIN_EXT_CLAIM_LEASE)
+
+
+# Creating jobs -------------------------------------------------------------------
+
+
+def create_job(
+    action: str,
+    tokens: QuerySet[XToken],
+    *,
+    profiles_without_tokens: QuerySet[Profile] | None = None,
+    actor: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    source: str = JobSource.ADMIN,
+    run_in_background: bool = False,
+) -> BulkJob:
+    """Store the job and its whole selection, one item per token, before any work starts.
+
+    Profiles with no token get an item too, so the job and the audit trail say
+    plainly that nothing could be done for them instead of silently skipping them.
+    """
+    with transaction.atomic():
+        job = BulkJob.objects.create(
+            action=action,
+            source=source,
+            created_by=actor,
+            created_by_label=actor_label or (actor.get_username() if actor else "system"),
+            run_in_background=run_in_background,
+        )
+        rows = tokens.order_by("pk").values_list(
+            "pk", "profile_id", "kind", "profile__screen_name"
+        )
+        total = _add_items(
+            job,
+            (
+                BulkJobItem(
+                    job=job, token_id=pk, profile_id=profile_id, token_kind=kind, screen_name=name
+                )
+                for pk, profile_id, kind, name in rows.iterator(chunk_size=ITEM_CHUNK)
+            ),
+        )
+        if profiles_without_tokens is not None:
+            bare = profiles_without_tokens.order_by("pk").values_list("pk", "screen_name")
+            total += _add_items(
+                job,
+                (
+                    BulkJobItem(job=job, profile_id=pk, screen_name=name)
+                    for pk, name in bare.iterator(chunk_size=ITEM_CHUNK)
+                ),
+            )
+        job.total = total
+        job.save(update_fields=["total"])
+    return job
+
+
+def _add_items(job: BulkJob, items) -> int:
+    added = 0
+    batch: list[BulkJobItem] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == ITEM_CHUNK:
+            added += len(BulkJobItem.objects.bulk_create(batch))
+            batch = []
+    if batch:
+        added += len(BulkJobItem.objects.bulk_create(batch))
+    return added
+
+
+# Progress --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    ok: int
+    failed: int
+    pending: int
+    running: int
+    state: str
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {
+            "total": self.total,
+            "ok": self.ok,
+            "failed": self.failed,
+            "pending": self.pending,
+            "running": self.running,
+            "done": self.done,
+            "state": self.state,
+        }
+
+
+def job_progress(job: BulkJob) -> Progress:
+    """Counts from the items themselves, so every runner's work shows up at once."""
+    counts = BulkJobItem.objects.filter(job_id=job.pk).aggregate(
+        total=Count("pk"),
+        ok=Count("pk", filter=Q(status=ItemStatus.OK)),
+        failed=Count("pk", filter=Q(status=ItemStatus.FAILED)),
+        pending=Count("pk", filter=Q(status=ItemStatus.PENDING)),
+        running=Count("pk", filter=Q(status=ItemStatus.RUNNING)),
+    )
+    return Progress(**counts, state=job_state(job))
+
+
+def job_state(job: BulkJob) -> str:
+    """done, queued (no runner yet), running, or stalled (its runner stopped beating)."""
+    if job.finished_at is not None:
+        return "done"
+    if job.started_at is None:
+        return "queued"
+    if job.heartbeat_at and job.heartbeat_at > timezone.now() - claim_lease():
+        return "running"
+    return "stalled"
+
+
+def stalled_jobs() -> QuerySet[BulkJob]:
+    return BulkJob.objects.filter(
+        finished_at__isnull=True,
+        started_at__isnull=False,
+        heartbeat_at__lt=timezone.now() - claim_lease(),
+    )
+
+
+def finish_if_complete(job: BulkJob) -> bool:
+    """Mark the job finished once no item is left; safe when several runners race here."""
+    open_items = BulkJobItem.objects.filter(
+        job_id=job.pk, status__in=[ItemStatus.PENDING, ItemStatus.RUNNING]
+    )
+    if open_items.exists():
+        return False
+    BulkJob.objects.filter(pk=job.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+    return True
+
+
+# Claiming --------------------------------------------------------------------------
+
+
+def claim_items(job: BulkJob, worker_id: str, size: int) -> list[BulkJobItem]:
+    """Take up to `size` pending items (or items whose runner's lease ran out)."""
+    now = timezone.now()
+    claimable = Q(status=ItemStatus.PENDING) | Q(
+        status=ItemStatus.RUNNING, claimed_at__lt=now - claim_lease()
+    )
+    with transaction.atomic():
+        ids = list(
+            BulkJobItem.objects.filter(claimable, job_id=job.pk)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        BulkJobItem.objects.filter(pk__in=ids).update(
+            status=ItemStatus.RUNNING, claimed_by=worker_id, claimed_at=now
+        )
+    return list(BulkJobItem.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def release_items(items: list[BulkJobItem], worker_id: str) -> None:
+    """Give unstarted items back at once, rather than leaving them to the lease."""
+    BulkJobItem.objects.filter(
+        pk__in=[item.pk for item in items], claimed_by=worker_id, status=ItemStatus.RUNNING
+    ).update(status=ItemStatus.PENDING, claimed_by="", claimed_at=None)
+
+
+# Rate limits -------------------------------------------------------------------------
+
+
+class RateLimitGate:
+    """When X answers 429, every thread of the job waits for the window, not just one.
+
+    Each wait is capped (ADMIN_EXT_MAX_RATE_LIMIT_WAIT) so a wrong reset header
+    cannot park a job for hours; after the cap the item is simply tried again.
+    X's reset is in whole seconds, so one second is added to avoid retrying early.
+    """
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self._reopens_at = 0.0
+        self._lock = threading.Lock()
+
+    def close_for(self, error: XRateLimited) -> None:
+        wait = min(error.seconds_to_wait() + 1.0, self.max_wait)
+        with self._lock:
+            self._reopens_at = max(self._reopens_at, time.monotonic() + wait)
+        logger.warning("X rate limit hit; pausing this job's calls for %.0f s", wait)
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block until calls may go out; False if the job is being stopped meanwhile."""
+        while (remaining := self._reopens_at - time.monotonic()) > 0:
+            if stop.wait(min(remaining, 1.0)):
+                return False
+        return not stop.is_set()
+
+
+# Running ---------------------------------------------------------------------------
+
+
+ProgressCallback = Callable[[int, int, int], None]
+
+
+def run_job(
+    job: BulkJob,
+    *,
+    pool_size: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> Progress:
+    """Process every claimable item of the job, then report where the whole job stands.
+
+    `on_progress(ok, failed, total)` is called every so often (the command's progress
+    bar). Setting `stop` makes the runner finish the calls in flight, give back the
+    items it has not started, and return; the job can be resumed later.
+    """
+    runner = _Runner(job, pool_size or settings.ADMIN_EXT_POOL_SIZE, on_progress, stop)
+    runner.run()
+    finish_if_complete(job)
+    job.refresh_from_db(fields=["started_at", "heartbeat_at", "finished_at"])
+    return job_progress(job)
+
+
+def _runs_inline() -> bool:
+    """Pool threads have their own database connections, which cannot see what the
+    caller has not committed yet, and an in-memory SQLite database (tests) cannot be
+    shared safely between connections: in both cases the caller's thread does the work."""
+    if connection.in_atomic_block:
+        return True
+    return connection.vendor == "sqlite" and connection.is_in_memory_db()
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class _Runner:
+    def __init__(
+        self,
+        job: BulkJob,
+        pool_size: int,
+        on_progress: ProgressCallback | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.job = job
+        self.operation = OPERATIONS[job.action]
+        self.pool_size = max(1, pool_size)
+        self.on_progress = on_progress
+        self.stop = stop or threading.Event()
+        self.worker_id = new_worker_id()
+        self.gate = RateLimitGate(settings.ADMIN_EXT_MAX_RATE_LIMIT_WAIT)
+        self.todo: queue.Queue[BulkJobItem | None] = queue.Queue(maxsize=self.pool_size)
+        self.results: queue.Queue[Recorded] = queue.Queue()
+        self.unlogged: list[Recorded] = []
+        self.last_beat = self.last_log_flush = 0.0
+        start = job_progress(job)
+        self.ok, self.failed, self.total = start.ok, start.failed, start.total
+
+    def run(self) -> None:
+        now = timezone.now()
+        BulkJob.objects.filter(pk=self.job.pk, started_at__isnull=True).update(started_at=now)
+        self._beat()
+        try:
+            if _runs_inline():
+                self._run_inline()
+            else:
+                self._run_pool()
+        finally:
+            self._collect_results()
+            self._flush_log_entries()
+            self._report()
+
+    def _run_inline(self) -> None:
+        while not self.stop.is_set():
+            batch = claim_items(self.job, self.worker_id, self.pool_size)
+            if not batch:
+                return
+            for index, item in enumerate(batch):
+                if self.stop.is_set():
+                    release_items(batch[index:], self.worker_id)
+                    return
+                self._process(item)
+                self._tick()
+
+    def _run_pool(self) -> None:
+        threads = [
+            threading.Thread(target=self._work, name=f"bulk-job-{self.job.pk}-{n}", daemon=True)
+            for n in range(self.pool_size)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._feed()
+        except BaseException:
+            # Ctrl-C or a database error in the feeder: let the calls in flight
+            # finish and give everything else back, then re-raise.
+            self.stop.set()
+            raise
+        finally:
+            if self.stop.is_set():
+                self._release_queued()
+            for _ in threads:
+                self.todo.put(None)
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+                    self._tick()
+
+    def _feed(self) -> None:
+        while not self.stop.is_set():
+            batch = claim_items(self.job, self.worker_id, self.pool_size)
+            if not batch:
+                return
+            for index, item in enumerate(batch):
+                if not self._hand_over(item):
+                    release_items(batch[index:], self.worker_id)
+                    return
+
+    def _hand_over(self, item: BulkJobItem) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.todo.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                self._tick()
+        return False
+
+    def _release_queued(self) -> None:
+        leftovers = []
+        while True:
+            try:
+                item = self.todo.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                leftovers.append(item)
+        if leftovers:
+            release_items(leftovers, self.worker_id)
+
+    def _work(self) -> None:
+        try:
+            while (item := self.todo.get()) is not None:
+                try:
+                    self._process(item)
+                except Exception:
+                    # The outcome could not be stored (database trouble): the item
+                    # stays claimed and is retried once the lease runs out.
+                    logger.exception("Bulk job %s: could not record item %s", self.job.pk, item.pk)
+        finally:
+            connections.close_all()
+
+    def _process(self, item: BulkJobItem) -> None:
+        while True:
+            if not self.gate.wait(self.stop):
+                release_items([item], self.worker_id)
+                return
+            token = (
+                XToken.objects.select_related("profile").filter(pk=item.token_id).first()
+                if item.token_id
+                else None
+            )
+            if token is None:
+                outcome = NO_TOKEN
+                break
+            try:
+                outcome = self.operation(token)
+                break
+            except XRateLimited as limited:
+                self.gate.close_for(limited)
+            except Exception as error:
+                logger.exception(
+                    "Bulk job %s: %s failed on item %s", self.job.pk, self.job.action, item.pk
+                )
+                outcome = Outcome(
+                    False,
+                    token.status,
+                    f"Unexpected error ({type(error).__name__}); details are in the server log.",
+                )
+                break
+        self.results.put(record_outcome(self.job, item, token, outcome))
+
+    def _tick(self) -> None:
+        self._collect_results()
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_SECONDS:
+            self._beat()
+        if self.unlogged and (
+            now - self.last_log_flush >= LOG_FLUSH_SECONDS or len(self.unlogged) >= 500
+        ):
+            self._flush_log_entries()
+
+    def _collect_results(self) -> None:
+        changed = False
+        while True:
+            try:
+                recorded = self.results.get_nowait()
+            except queue.Empty:
+                break
+            changed = True
+            self.unlogged.append(recorded)
+            if recorded.ok:
+                self.ok += 1
+            else:
+                self.failed += 1
+        if changed:
+            self._report()
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.ok, self.failed, self.total)
+
+    def _beat(self) -> None:
+        """Tell other runners and the job page that this runner and its claims are alive."""
+        now = timezone.now()
+        BulkJob.objects.filter(pk=self.job.pk).update(heartbeat_at=now)
+        BulkJobItem.objects.filter(
+            job_id=self.job.pk, claimed_by=self.worker_id, status=ItemStatus.RUNNING
+        ).update(claimed_at=now)
+        self.last_beat = time.monotonic()
+
+    def _flush_log_entries(self) -> None:
+        if self.unlogged:
+            write_log_entries(self.job.created_by_id, self.unlogged)
+            self.unlogged = []
+        self.last_log_flush = time.monotonic()
+
+
+# Selections shared by the admin and the command ---------------------------------------
+
+
+def tokens_of_profiles(profiles: QuerySet[Profile]) -> QuerySet[XToken]:
+    return XToken.objects.filter(profile__in=profiles.values("pk"))
+
+
+def profiles_without_tokens(profiles: QuerySet[Profile]) -> QuerySet[Profile]:
+    return Profile.objects.filter(pk__in=profiles.values("pk"), tokens__isnull=True)
+
+
+def live_tokens() -> QuerySet[XToken]:
+    """Every token worth acting on in bulk: revoked ones hold no secret any more."""
+    return XToken.objects.exclude(status=TokenStatus.REVOKED)
