@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.admin.utils import lookup_spawns_duplicates
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
@@ -282,25 +283,41 @@ def stream_rows(queryset: QuerySet, columns: Sequence[Column]) -> Iterator[tuple
 Renderer = Callable[[Any], Any]
 
 
-def _text_renderer(widget: widgets.Widget) -> Renderer:
-    """The resource's text rendering of one column, with shortcuts for the common widgets.
+_BOOLEAN_TEXT = {True: "1", False: "0", None: ""}
+_DEFAULT_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-    The shortcuts give the same text as the widget (a test compares them with the
-    stock export) at a fraction of the cost per cell.
+
+def _integer_text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _plain_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _safe_text(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _datetime_text(widget: widgets.DateTimeWidget) -> Renderer:
+    """The widget's "local time, %Y-%m-%d %H:%M:%S", without its per-cell lookups.
+
+    The first 19 characters of datetime's isoformat(" ", "seconds") are exactly that
+    format, at a fraction of strftime's cost; any other format goes through the widget.
     """
-    kind = type(widget)
-    if kind is widgets.CharWidget:
-        return lambda value: "" if value is None else str(value)
-    if kind is widgets.IntegerWidget:
-        return lambda value: "" if value is None else str(value)
-    if kind is widgets.BooleanWidget:
-        return lambda value: "" if value is None else ("1" if value else "0")
-    return widget.render
+    if widget.formats[0] != _DEFAULT_DATETIME_FORMAT or not settings.USE_TZ:
+        return widget.render
+    zone = timezone.get_current_timezone()
 
+    def render(value: datetime | None) -> str:
+        if not value:
+            return ""
+        return value.astimezone(zone).isoformat(" ", "seconds")[:19]
 
-def _native_renderer(widget: widgets.Widget) -> Renderer:
-    """The resource's rendering for spreadsheets: numbers, booleans and dates stay typed."""
-    return lambda value: widget.render(value, force_native_type=True)
+    return render
 
 
 def _neutralised(render: Renderer) -> Renderer:
@@ -313,14 +330,40 @@ def _neutralised(render: Renderer) -> Renderer:
     return render_safely
 
 
+def _text_renderer(widget: widgets.Widget, neutralise: bool) -> Renderer:
+    """The resource's text for one column, with shortcuts for the widgets it uses.
+
+    The shortcuts give the same text as the widgets (a test compares them with the
+    stock export) at a fraction of the cost per cell. Numbers, booleans and dates
+    are formatted here and cannot start a formula, so only text is neutralised.
+    """
+    kind = type(widget)
+    if kind is widgets.IntegerWidget:
+        return _integer_text
+    if kind is widgets.BooleanWidget:
+        return _BOOLEAN_TEXT.__getitem__
+    if kind is widgets.DateTimeWidget:
+        return _datetime_text(widget)
+    if kind is widgets.CharWidget:
+        return _safe_text if neutralise else _plain_text
+    return _neutralised(widget.render) if neutralise else widget.render
+
+
+def _native_renderer(widget: widgets.Widget, neutralise: bool) -> Renderer:
+    """The resource's values for spreadsheets: numbers, booleans and dates stay typed."""
+
+    def render(value: Any) -> Any:
+        return widget.render(value, force_native_type=True)
+
+    return _neutralised(render) if neutralise else render
+
+
 def row_renderer(
     columns: Sequence[Column], *, native: bool = False, neutralise: bool = True
 ) -> Callable[[tuple], list]:
     """A function turning one database row into the cells the resource would export."""
     make = _native_renderer if native else _text_renderer
-    renderers = [make(column.widget) for column in columns]
-    if neutralise:
-        renderers = [_neutralised(render) for render in renderers]
+    renderers = [make(column.widget, neutralise) for column in columns]
     return lambda row: [render(value) for render, value in zip(renderers, row, strict=True)]
 
 
