@@ -6,3 +6,6 @@ class AdminExtConfig(AppConfig):
 
     name = "admin_ext"
     verbose_name = "Staff tools"
+
+    def ready(self) -> None:
+        from admin_ext import signals  # noqa: F401  (connects the sign-in counter)

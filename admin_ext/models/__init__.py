@@ -3,6 +3,7 @@
 from admin_ext.models.audit import AuditEvent, AuditOutcome, TokenAction
 from admin_ext.models.exports import ExportJob, ExportStatus
 from admin_ext.models.jobs import BulkJob, BulkJobItem, ItemStatus, JobSource
+from admin_ext.models.signins import SignInEvent
 
 __all__ = [
     "AuditEvent",
@@ -13,5 +14,6 @@ __all__ = [
     "ExportStatus",
     "ItemStatus",
     "JobSource",
+    "SignInEvent",
     "TokenAction",
 ]

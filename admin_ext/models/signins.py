@@ -1,0 +1,24 @@
+"""One row per sign-in with X, so the dashboard can chart sign-ins per day.
+
+Nothing else keeps this history: `last_login` and the profile only remember the
+latest sign-in. Rows hold no token and no X data, only who, how and when.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from accounts.models import TokenKind
+
+
+class SignInEvent(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=10, choices=TokenKind.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "sign-in with X"
+        verbose_name_plural = "sign-ins with X"
+
+    def __str__(self) -> str:
+        return f"{self.user} via {self.get_method_display()} at {self.created_at:%Y-%m-%d %H:%M}"
