@@ -65,6 +65,10 @@ class CurrentTokenStatusFilter(admin.SimpleListFilter):
         return filter_profiles(queryset, token_status=self.value())
 
 
+# --token-status and --joined-after ("joined X" is x_created_at's verbose name).
+EXPORT_LIST_FILTERS = [CurrentTokenStatusFilter, ("x_created_at", admin.DateFieldListFilter)]
+
+
 class ProfileExportForm(SelectableFieldsExportForm):
     """import-export's format and field picker, plus the action's selection.
 
@@ -105,6 +109,13 @@ class ProfileExportMixin(ExportMixin):
     export_form_class = ProfileExportForm
     export_template_name = "admin_ext/export.html"
     export_job_template_name = "admin_ext/export_job.html"
+
+    def get_list_filter(self, request: HttpRequest) -> list:
+        """The admin's filters plus those `export_profiles` mirrors, so every command
+        filter has its counterpart on the list being exported."""
+        filters = list(super().get_list_filter(request))
+        filters += [needed for needed in EXPORT_LIST_FILTERS if needed not in filters]
+        return filters
 
     @property
     def export_formats(self) -> list[type[base_formats.Format]]:
