@@ -329,5 +329,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # One line per request; on a laptop runserver already prints one.
         "project.request": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
+        # axes writes two INFO lines for every login, X sign-ins included; lockouts
+        # are warnings and still show.
+        "axes": {"level": "WARNING"},
     },
 }
