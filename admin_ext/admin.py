@@ -1,0 +1,589 @@
+"""The staff side of the site, on the stock Django admin.
+
+Profiles, tokens, bulk jobs and the audit trail, plus safe replacements for
+allauth's own SocialToken/SocialApp pages. The rules every class here follows:
+- no page lists, shows, searches or accepts a token secret; tokens appear only
+  masked (kind and last four characters) and their encrypted columns are never
+  even loaded for a list;
+- list pages cost a constant number of queries at any page size (select_related
+  and correlated subqueries instead of per-row lookups);
+- profiles, tokens, jobs and audit events are read-only here: X is the source of
+  profile data, tokens change only through check/refresh/revoke, and the records
+  of what staff did must not be edited.
+"""
+
+from datetime import timedelta
+
+from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registers first)
+from allauth.socialaccount.models import SocialApp, SocialToken
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from admin_ext import jobs
+from admin_ext.actions import (
+    ACTION_PERMISSIONS,
+    Selection,
+    check_tokens,
+    refresh_tokens,
+    refuse_unpermitted_action,
+    revoke_tokens,
+    selection_of_profiles,
+    selection_of_tokens,
+)
+from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
+from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
+from admin_ext.tasks import enqueue_job
+
+SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
+EXPIRY_WINDOW = timedelta(hours=1)
+JOB_ITEMS_PER_PAGE = 100
+
+
+def current_token(column: str, profile: str = "pk", method: str = "sign_in_method") -> Subquery:
+    """One column of a profile's current token, as a correlated subquery.
+
+    The current token is the one of the method the person last signed in with,
+    else any other (the rule of Profile.current_token). The preference is a WHERE
+    condition, not an ORDER BY, because SQLite cannot see the outer row there.
+    """
+    same_method = XToken.objects.filter(
+        profile=OuterRef(OuterRef(profile)), kind=OuterRef(OuterRef(method))
+    )
+    tokens = (
+        XToken.objects.filter(profile=OuterRef(profile))
+        .filter(Q(kind=OuterRef(method)) | ~Exists(same_method))
+        .order_by("kind")
+        .values(column)[:1]
+    )
+    return Subquery(tokens)
+
+
+def masked_token(kind: str | None, hint: str | None) -> str:
+    if not kind:
+        return "—"
+    label = TokenKind(kind).label
+    return f"{label} …{hint}" if hint else f"{label} (none)"
+
+
+class TokenActionsMixin:
+    """check_tokens / refresh_tokens / revoke_tokens, each behind its own permission."""
+
+    actions = [check_tokens, refresh_tokens, revoke_tokens]
+
+    def selection(self, queryset: QuerySet) -> Selection:
+        raise NotImplementedError
+
+    def has_check_token_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["check_tokens"])
+
+    def has_refresh_token_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["refresh_tokens"])
+
+    def has_revoke_token_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"])
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        refuse_unpermitted_action(request)
+        return super().changelist_view(request, extra_context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+# Profiles -------------------------------------------------------------------------------
+
+
+class CurrentTokenKindFilter(admin.SimpleListFilter):
+    title = "current token kind"
+    parameter_name = "token_kind"
+
+    def lookups(self, request, model_admin):
+        return TokenKind.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in TokenKind.values:
+            return queryset.filter(current_kind=self.value())
+        return queryset
+
+
+class ExpiresWithinHourFilter(admin.SimpleListFilter):
+    """Tokens X will refuse within the hour (or already does): refresh candidates."""
+
+    title = "token expiry"
+    parameter_name = "expires"
+    expiry_field = "expires_at"
+    status_field = "status"
+
+    def lookups(self, request, model_admin):
+        return [("1h", "Expires within 1 h")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "1h":
+            return queryset
+        return queryset.filter(
+            **{f"{self.expiry_field}__lte": timezone.now() + EXPIRY_WINDOW}
+        ).exclude(**{self.status_field: TokenStatus.REVOKED})
+
+
+class CurrentTokenExpiresFilter(ExpiresWithinHourFilter):
+    expiry_field = "current_expires_at"
+    status_field = "current_status"
+
+
+@admin.register(Profile)
+class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
+    list_display = (
+        "avatar",
+        "account",
+        "x_link",
+        "followers_count",
+        "token_kind",
+        "token_status",
+        "token_expires",
+        "last_synced_at",
+        "last_sign_in",
+    )
+    list_display_links = ("account",)
+    list_select_related = ("user",)
+    list_filter = (
+        CurrentTokenStatusFilter,
+        CurrentTokenKindFilter,
+        CurrentTokenExpiresFilter,
+        "protected",
+        "verified",
+    )
+    search_fields = ("screen_name", "name", "x_user_id", "user__email")
+    ordering = ("-last_synced_at", "-pk")
+    fields = (
+        "user",
+        "x_link",
+        "x_user_id",
+        "name",
+        "avatar",
+        "description",
+        "location",
+        "url",
+        ("followers_count", "following_count", "tweet_count", "listed_count"),
+        ("protected", "verified"),
+        "x_created_at",
+        "sign_in_method",
+        "last_synced_at",
+        "tokens_summary",
+        ("created_at", "updated_at"),
+    )
+    readonly_fields = flatten(fields)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                current_kind=current_token("kind"),
+                current_hint=current_token("token_hint"),
+                current_status=current_token("status"),
+                current_expires_at=current_token("expires_at"),
+            )
+        )
+
+    def selection(self, queryset: QuerySet) -> Selection:
+        return selection_of_profiles(queryset)
+
+    @admin.display(description="")
+    def avatar(self, profile: Profile) -> str:
+        if not profile.profile_image_url:
+            return ""
+        return format_html(
+            '<img src="{}" alt="" width="32" height="32" loading="lazy" class="x-avatar">',
+            profile.profile_image_url,
+        )
+
+    @admin.display(description="account", ordering="name")
+    def account(self, profile: Profile) -> str:
+        return profile.name or profile.user.get_username()
+
+    @admin.display(description="screen name", ordering="screen_name")
+    def x_link(self, profile: Profile) -> str:
+        if not profile.screen_name:
+            return "—"
+        return format_html(
+            '<a href="{}" rel="noopener noreferrer" target="_blank">@{}</a>',
+            profile.x_profile_url,
+            profile.screen_name,
+        )
+
+    @admin.display(description="token", ordering="current_kind")
+    def token_kind(self, profile: Profile) -> str:
+        return masked_token(profile.current_kind, profile.current_hint)
+
+    @admin.display(description="token status", ordering="current_status")
+    def token_status(self, profile: Profile) -> str:
+        if not profile.current_status:
+            return "no token"
+        return TokenStatus(profile.current_status).label
+
+    @admin.display(description="token expires", ordering="current_expires_at")
+    def token_expires(self, profile: Profile):
+        return profile.current_expires_at
+
+    @admin.display(description="last sign-in", ordering="user__last_login")
+    def last_sign_in(self, profile: Profile):
+        return profile.user.last_login
+
+    @admin.display(description="X tokens")
+    def tokens_summary(self, profile: Profile) -> str:
+        tokens = profile.tokens.defer(*SECRET_COLUMNS).order_by("kind")
+        if not tokens:
+            return "none"
+        return format_html_join(
+            "",
+            '<p><a href="{}">{}</a>: {}, expires {}</p>',
+            (
+                (
+                    reverse("admin:accounts_xtoken_change", args=[token.pk]),
+                    token.masked,
+                    token.get_status_display(),
+                    token.expires_at or "never",
+                )
+                for token in tokens
+            ),
+        )
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+@admin.register(XToken)
+class XTokenAdmin(TokenActionsMixin, ReadOnlyAdmin):
+    list_display = (
+        "masked",
+        "account",
+        "status",
+        "expires_at",
+        "last_checked_at",
+        "last_refreshed_at",
+        "short_error",
+    )
+    list_select_related = ("profile",)
+    list_filter = ("kind", "status", ExpiresWithinHourFilter)
+    search_fields = ("profile__screen_name", "profile__name", "profile__x_user_id")
+    ordering = ("-updated_at", "-pk")
+    fields = (
+        "account",
+        "kind",
+        "masked",
+        "scopes",
+        "status",
+        "expires_at",
+        "last_checked_at",
+        "last_refreshed_at",
+        "last_error",
+        ("created_at", "updated_at"),
+    )
+    readonly_fields = flatten(fields)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer(*SECRET_COLUMNS)
+
+    def selection(self, queryset: QuerySet) -> Selection:
+        return selection_of_tokens(queryset)
+
+    @admin.display(description="token", ordering="kind")
+    def masked(self, token: XToken) -> str:
+        return token.masked
+
+    @admin.display(description="account", ordering="profile__screen_name")
+    def account(self, token: XToken) -> str:
+        profile = token.profile
+        label = f"@{profile.screen_name}" if profile.screen_name else str(profile)
+        url = reverse("admin:accounts_profile_change", args=[profile.pk])
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="last error")
+    def short_error(self, token: XToken) -> str:
+        return token.last_error[:80] + ("…" if len(token.last_error) > 80 else "")
+
+
+# Users --------------------------------------------------------------------------------------
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    verbose_name = "X profile"
+    fields = ProfileAdmin.fields[1:]  # all but the user: this is the user's page
+    readonly_fields = flatten(fields)
+    x_link = ProfileAdmin.x_link
+    avatar = ProfileAdmin.avatar
+    tokens_summary = ProfileAdmin.tokens_summary
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class XUserAdmin(UserAdmin):
+    """Django's user admin, plus the person's X account and token status."""
+
+    inlines = [ProfileInline]
+    list_display = (
+        "username",
+        "email",
+        "x_account",
+        "x_token_status",
+        "is_staff",
+        "last_login",
+    )
+    list_select_related = ("x_profile",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                x_token_status=current_token(
+                    "status", profile="x_profile__id", method="x_profile__sign_in_method"
+                )
+            )
+        )
+
+    @admin.display(description="X account", ordering="x_profile__screen_name")
+    def x_account(self, user) -> str:
+        profile = getattr(user, "x_profile", None)
+        return f"@{profile.screen_name}" if profile and profile.screen_name else "—"
+
+    @admin.display(description="X token", ordering="x_token_status")
+    def x_token_status(self, user) -> str:
+        return TokenStatus(user.x_token_status).label if user.x_token_status else "no token"
+
+
+# Bulk jobs -----------------------------------------------------------------------------------
+
+
+def may_run_token_actions(request: HttpRequest) -> bool:
+    return any(request.user.has_perm(perm) for perm in ACTION_PERMISSIONS.values())
+
+
+@admin.action(description="Resume stalled jobs", permissions=["resume"])
+def resume_jobs(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
+    if not may_run_token_actions(request):
+        raise PermissionDenied
+    resumed, skipped = [], []
+    for job in queryset:
+        allowed = request.user.has_perm(ACTION_PERMISSIONS[f"{job.action}_tokens"])
+        if allowed and jobs.job_state(job) == "stalled":
+            enqueue_job(job)
+            resumed.append(f"#{job.pk}")
+        else:
+            skipped.append(f"#{job.pk}")
+    if resumed:
+        modeladmin.message_user(
+            request, f"Resumed {', '.join(resumed)}: the workers will do what is left."
+        )
+    if skipped:
+        modeladmin.message_user(
+            request,
+            f"Not resumed {', '.join(skipped)}: only stalled jobs you may run are resumed.",
+            messages.WARNING,
+        )
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "__str__",
+        "action",
+        "created_by_label",
+        "source",
+        "created_at",
+        "total",
+        "ok_count",
+        "failed_count",
+        "state",
+    )
+    list_filter = ("action", "source", "run_in_background", "created_at")
+    search_fields = ("created_by_label",)
+    actions = [resume_jobs]
+    fields = (
+        "action",
+        "source",
+        "created_by_label",
+        "run_in_background",
+        "total",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+        "task_id",
+    )
+    readonly_fields = flatten(fields)
+    change_form_template = "admin/admin_ext/bulkjob/change_form.html"
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Whoever may run token actions may follow the jobs they start."""
+        return super().has_view_permission(request, obj) or may_run_token_actions(request)
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        return may_run_token_actions(request)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        resuming = request.method == "POST" and request.POST.get("action") == "resume_jobs"
+        if resuming and not may_run_token_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                ok_count=Count("items", filter=Q(items__status=ItemStatus.OK)),
+                failed_count=Count("items", filter=Q(items__status=ItemStatus.FAILED)),
+            )
+        )
+
+    @admin.display(description="ok", ordering="ok_count")
+    def ok_count(self, job: BulkJob) -> int:
+        return job.ok_count
+
+    @admin.display(description="failed", ordering="failed_count")
+    def failed_count(self, job: BulkJob) -> int:
+        return job.failed_count
+
+    @admin.display(description="state")
+    def state(self, job: BulkJob) -> str:
+        return jobs.job_state(job)
+
+    def get_urls(self):
+        progress = path(
+            "<path:object_id>/progress/",
+            self.admin_site.admin_view(self.progress_view),
+            name="admin_ext_bulkjob_progress",
+        )
+        return [progress, *super().get_urls()]
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The job page's live progress bar polls this."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(BulkJob, pk=object_id)
+        return JsonResponse(jobs.job_progress(job).as_dict())
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        job = get_object_or_404(BulkJob, pk=object_id)
+        items = BulkJobItem.objects.filter(job=job).order_by("pk")
+        status = request.GET.get("status", "")
+        if status in ItemStatus.values:
+            items = items.filter(status=status)
+        context = {
+            **(extra_context or {}),
+            "progress": jobs.job_progress(job),
+            "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
+            "items_page": Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+            "item_status": status,
+            "item_statuses": ItemStatus.choices,
+            "action_label": TokenAction(job.action).label,
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+
+# Audit trail ------------------------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "actor_label",
+        "action",
+        "account",
+        "token_kind",
+        "outcome",
+        "http_status",
+        "short_message",
+        "job_link",
+    )
+    list_filter = (
+        "action",
+        "outcome",
+        "token_kind",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "http_status",
+        "created_at",
+    )
+    search_fields = ("screen_name", "x_user_id", "actor_label", "message")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "actor_label",
+        "action",
+        "account",
+        "token_kind",
+        "outcome",
+        "token_status",
+        "http_status",
+        "message",
+        "job_link",
+    )
+    readonly_fields = flatten(fields)
+
+    @admin.display(description="account", ordering="screen_name")
+    def account(self, event: AuditEvent) -> str:
+        name = f"@{event.screen_name}" if event.screen_name else "—"
+        return f"{name} ({event.x_user_id})" if event.x_user_id else name
+
+    @admin.display(description="message")
+    def short_message(self, event: AuditEvent) -> str:
+        return event.message[:100] + ("…" if len(event.message) > 100 else "")
+
+    @admin.display(description="job", ordering="job_id")
+    def job_link(self, event: AuditEvent) -> str:
+        if event.job_id is None:
+            return "—"
+        url = reverse("admin:admin_ext_bulkjob_change", args=[event.job_id])
+        return format_html('<a href="{}">#{}</a>', url, event.job_id)
+
+
+# allauth's token and app pages ------------------------------------------------------------------
+
+# allauth's SocialToken admin lists tokens in clear. The site stores none there
+# (SOCIALACCOUNT_STORE_TOKENS = False), so the page goes entirely.
+if admin.site.is_registered(SocialToken):
+    admin.site.unregister(SocialToken)
+if admin.site.is_registered(SocialApp):
+    admin.site.unregister(SocialApp)
+
+
+@admin.register(SocialApp)
+class SocialAppAdmin(ReadOnlyAdmin):
+    """Apps come from settings (X_CLIENT_* / X_CONSUMER_*); a database app is only
+    shown, never with its secret, and cannot be added or edited here."""
+
+    list_display = ("name", "provider", "client_id")
+    fields = ("name", "provider", "provider_id", "client_id")
+    readonly_fields = flatten(fields)

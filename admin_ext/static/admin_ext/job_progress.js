@@ -1,0 +1,55 @@
+// Live progress of a bulk token job on its admin page: polls the staff-only JSON
+// endpoint named in data-progress-url and updates the bar and counters in place.
+// A static file rather than inline script, so a strict CSP (script-src 'self') holds.
+(function () {
+  "use strict";
+
+  var box = document.getElementById("job-progress");
+  if (!box || !window.fetch) {
+    return;
+  }
+  var bar = document.getElementById("job-progress-bar");
+  var finishedNote = document.getElementById("job-finished-note");
+  var url = box.getAttribute("data-progress-url");
+  var POLL_MS = 1000;
+  var RETRY_MS = 5000;
+
+  function show(data) {
+    bar.max = Math.max(data.total, 1);
+    bar.value = data.done;
+    bar.textContent = data.done + " / " + data.total;
+    box.querySelectorAll("[data-field]").forEach(function (element) {
+      var name = element.getAttribute("data-field");
+      if (Object.prototype.hasOwnProperty.call(data, name)) {
+        element.textContent = String(data[name]);
+      }
+    });
+    box.setAttribute("data-state", data.state);
+    if (data.state === "done") {
+      finishedNote.hidden = false;
+    }
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("progress answered " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (data) {
+        show(data);
+        if (data.state !== "done") {
+          window.setTimeout(poll, POLL_MS);
+        }
+      })
+      .catch(function () {
+        window.setTimeout(poll, RETRY_MS);
+      });
+  }
+
+  if (box.getAttribute("data-state") !== "done") {
+    window.setTimeout(poll, POLL_MS);
+  }
+})();
