@@ -1,0 +1,263 @@
+"""The check / refresh / revoke actions as staff use them: permissions, messages, jobs, audit."""
+
+import re
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from admin_ext import jobs
+from admin_ext.models import AuditEvent, BulkJob, TokenAction
+from admin_ext.tasks import enqueue_job
+from tests.test_admin_support import (
+    access_token_is_live,
+    sign_in,
+    sign_in_many,
+    staff_user,
+    token_calls,
+)
+
+pytestmark = pytest.mark.django_db
+
+PROFILES = reverse("admin:accounts_profile_changelist")
+TOKENS = reverse("admin:accounts_xtoken_changelist")
+ACTIONS = ("check_tokens", "refresh_tokens", "revoke_tokens")
+PERMISSION_OF = {
+    "check_tokens": "accounts.check_token",
+    "refresh_tokens": "accounts.refresh_token",
+    "revoke_tokens": "accounts.revoke_token",
+}
+
+
+@pytest.fixture(autouse=True)
+def site_uses_sandbox(settings, x_sandbox):
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    return x_sandbox
+
+
+@pytest.fixture
+def boss(client):
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client.force_login(user)
+    return user
+
+
+def offered_actions(client, url: str) -> set[str]:
+    html = client.get(url).content.decode()
+    return set(re.findall(r'<option value="(\w+)"', html)) & set(ACTIONS)
+
+
+def post_action(client, url: str, action: str, pks, **extra):
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks], "index": "0"}
+    data.update(extra)
+    return client.post(url, data, follow=False)
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]] if response.context else []
+
+
+# Permissions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [PROFILES, TOKENS])
+@pytest.mark.parametrize("granted", [(), ("check_tokens",), ("refresh_tokens", "revoke_tokens")])
+def test_staff_see_only_the_actions_they_may_run_and_get_403_for_the_rest(
+    client, x_sandbox, url, granted
+):
+    token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    staff = staff_user("helper", *(PERMISSION_OF[name] for name in granted))
+    client.force_login(staff)
+    pk = token.profile_id if url == PROFILES else token.pk
+
+    assert offered_actions(client, url) == set(granted)
+    for action in set(ACTIONS) - set(granted):
+        response = post_action(client, url, action, [pk], confirmed="yes")
+        assert response.status_code == 403, action
+    assert x_sandbox.calls() == [], "a refused action never reached X"
+    assert AuditEvent.objects.count() == 0
+    stored = XToken.objects.get(pk=token.pk)
+    assert (stored.status, stored.access_token) == (TokenStatus.ACTIVE, token.access_token)
+
+
+def test_superuser_has_every_action(client, boss, x_sandbox):
+    sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    assert offered_actions(client, PROFILES) == set(ACTIONS)
+    assert offered_actions(client, TOKENS) == set(ACTIONS)
+
+
+def test_staff_without_token_permissions_cannot_read_job_progress(client, x_sandbox):
+    job = jobs.create_job(TokenAction.CHECK, XToken.objects.none())
+    client.force_login(staff_user("viewer"))
+    url = reverse("admin:admin_ext_bulkjob_progress", args=[job.pk])
+
+    assert client.get(url).status_code == 403
+    client.logout()
+    assert client.get(url).status_code == 302, "anonymous users are sent to the login page"
+
+
+# Running actions ---------------------------------------------------------------------------
+
+
+def test_check_reports_ok_and_failed_with_reasons_and_links_the_job(client, x_sandbox):
+    staff = staff_user("checker", "accounts.check_token")
+    client.force_login(staff)
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    pat = sign_in(x_sandbox, "private_pat", TokenKind.OAUTH2)
+    x_sandbox.revoke(pat.access_token)
+    x_sandbox.update_persona("ada_lovelace", name="Countess of Lovelace")
+
+    response = post_action(
+        client, PROFILES, "check_tokens", [ada.profile_id, grace.profile_id, pat.profile_id]
+    )
+    response = client.get(response["Location"])
+
+    job = BulkJob.objects.get()
+    [message] = messages_of(response)
+    assert message.startswith("Check: 2 ok, 1 failed")
+    assert "@private_pat" in message and "X answered 401" in message
+    assert f'href="{job.get_admin_url()}"' in message
+    assert Profile.objects.get(pk=ada.profile_id).name == "Countess of Lovelace"
+    assert XToken.objects.get(pk=pat.pk).status == TokenStatus.INVALID
+    events = AuditEvent.objects.filter(job=job)
+    assert {(e.screen_name, e.outcome, e.http_status) for e in events} == {
+        ("ada_lovelace", "ok", 200),
+        ("grace_hopper", "ok", 200),
+        ("private_pat", "failed", 401),
+    }
+    assert all(e.actor == staff and e.action == "check" for e in events)
+    assert LogEntry.objects.filter(user=staff).count() == 3
+
+
+def test_refresh_from_the_token_list(client, boss, x_sandbox):
+    token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+
+    response = post_action(client, TOKENS, "refresh_tokens", [token.pk])
+
+    [message] = messages_of(client.get(response["Location"]))
+    assert message.startswith("Refresh: 1 ok, 0 failed")
+    assert XToken.objects.get(pk=token.pk).refresh_token != token.refresh_token
+
+
+def test_revoke_asks_for_confirmation_listing_the_accounts_first(client, x_sandbox):
+    client.force_login(staff_user("revoker", "accounts.revoke_token"))
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    pks = [ada.profile_id, grace.profile_id]
+
+    confirm = post_action(client, PROFILES, "revoke_tokens", pks)
+
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert "@ada_lovelace" in page and "@grace_hopper" in page
+    assert "Yes, revoke 2 tokens" in page
+    assert ada.access_token not in page and grace.token_secret not in page
+    assert x_sandbox.calls() == [] and XToken.objects.filter(status="revoked").count() == 0
+
+    done = post_action(client, PROFILES, "revoke_tokens", pks, confirmed="yes")
+    [message] = messages_of(client.get(done["Location"]))
+
+    assert message.startswith("Revoke: 2 ok, 0 failed")
+    assert set(XToken.objects.values_list("status", flat=True)) == {TokenStatus.REVOKED}
+    assert not access_token_is_live(x_sandbox, ada.access_token)
+    assert not access_token_is_live(x_sandbox, grace.access_token)
+
+
+def test_selection_above_the_limit_becomes_a_background_job(client, boss, x_sandbox, settings):
+    settings.ADMIN_EXT_SYNC_LIMIT = 2
+    tokens = sign_in_many(x_sandbox, 3)
+
+    response = post_action(client, TOKENS, "check_tokens", [t.pk for t in tokens])
+
+    [message] = messages_of(client.get(response["Location"]))
+    job = BulkJob.objects.get()
+    assert "runs in the background" in message and job.get_admin_url() in message
+    assert job.run_in_background and job.total == 3
+    assert token_calls(x_sandbox, "/2/users/me") == 0, "nothing ran in the request"
+    task = DBTaskResult.objects.get(id=job.task_id)
+    assert task.task_path == "admin_ext.tasks.run_bulk_job"
+    assert task.args_kwargs["args"] == [job.pk], "the selection is in the items, not the task"
+
+
+def test_select_all_runs_the_whole_filtered_list_in_the_background(client, boss, x_sandbox):
+    tokens = sign_in_many(x_sandbox, 3)
+    sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+
+    response = client.post(
+        PROFILES + "?token_kind=oauth2",
+        {
+            "action": "refresh_tokens",
+            "_selected_action": [str(tokens[0].profile_id)],
+            "select_across": "1",
+            "index": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    job = BulkJob.objects.get()
+    assert job.run_in_background
+    assert set(job.items.values_list("token_id", flat=True)) == {t.pk for t in tokens}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    client.force_login(boss)
+    ok = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    bad = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH2, x_user_id="1000000002")
+    x_sandbox.revoke(bad.access_token)
+    job = jobs.create_job(
+        TokenAction.CHECK, XToken.objects.all(), actor=boss, run_in_background=True
+    )
+    enqueue_job(job)
+    progress_url = reverse("admin:admin_ext_bulkjob_progress", args=[job.pk])
+    assert client.get(progress_url).json()["state"] == "queued"
+
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    assert client.get(progress_url).json() == {
+        "total": 2,
+        "ok": 1,
+        "failed": 1,
+        "pending": 0,
+        "running": 0,
+        "done": 2,
+        "state": "done",
+    }
+    page = client.get(job.get_admin_url()).content.decode()
+    assert 'id="job-progress-bar" max="2" value="2"' in page
+    assert "admin_ext/job_progress.js" in page and "<script>" not in page
+    assert "@ada_lovelace" in page and "@grace_hopper" in page and "X answered 401" in page
+    failed_only = client.get(job.get_admin_url(), {"status": "failed"}).content.decode()
+    assert "@grace_hopper" in failed_only and "@ada_lovelace" not in failed_only
+    assert ok.access_token not in page and bad.access_token not in page
+
+
+def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, settings):
+    client.force_login(staff_user("ops", "accounts.refresh_token"))
+    tokens = sign_in_many(x_sandbox, 2)
+    job = jobs.create_job(
+        TokenAction.REFRESH, XToken.objects.filter(pk__in=[t.pk for t in tokens])
+    )
+    jobs.claim_items(job, "crashed-worker", 2)
+    settings.ADMIN_EXT_CLAIM_LEASE = 0
+    BulkJob.objects.filter(pk=job.pk).update(
+        started_at=job.created_at, heartbeat_at=job.created_at
+    )
+    url = reverse("admin:admin_ext_bulkjob_changelist")
+
+    response = client.post(
+        url, {"action": "resume_jobs", "_selected_action": [job.pk], "index": 0}
+    )
+
+    [message] = messages_of(client.get(response["Location"]))
+    assert message.startswith(f"Resumed #{job.pk}")
+    assert DBTaskResult.objects.filter(args_kwargs__args=[job.pk]).exists()
+    client.force_login(staff_user("viewer"))
+    denied = client.post(url, {"action": "resume_jobs", "_selected_action": [job.pk], "index": 0})
+    assert denied.status_code == 403
