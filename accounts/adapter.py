@@ -7,14 +7,16 @@ in XToken (encrypted) rather than allauth's SocialToken (clear text), and turns
 every failure into a page that says what happened.
 """
 
-import functools
+import threading
+from http.cookiejar import DefaultCookiePolicy
 
 import requests
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import user_username
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount import app_settings
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
-from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
 from django.contrib import messages
@@ -22,6 +24,29 @@ from django.http import HttpRequest
 from django.shortcuts import redirect, render
 
 from accounts import signin
+
+_thread = threading.local()
+
+
+class XSignInSession(requests.Session):
+    """The HTTP session for allauth's sign-in calls to X, one per thread.
+
+    allauth opens and closes a session around every call; keeping one alive per
+    thread saves a connection to X and a session setup on each of them. It stores
+    no cookies, so nothing X sets for one person's sign-in rides along with the next.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self.hooks["response"].append(signin.raise_for_x_status)
+
+    def request(self, *args, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", settings.X_HTTP_TIMEOUT)
+        return super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        """Ignored: allauth's `with session:` must not drop the kept-alive connection."""
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -38,11 +63,28 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         # token into the session (a database row) in clear.
         return True
 
+    def list_apps(self, request: HttpRequest, provider=None, client_id=None) -> list[SocialApp]:
+        """The X apps configured from the environment (settings.SOCIALACCOUNT_PROVIDERS).
+
+        Credentials come from the environment only, so allauth's SocialApp table is
+        never read: that saves a query on every provider lookup (several per sign-in)
+        and means no stray admin row can shadow or duplicate the configured app.
+        """
+        apps = []
+        for provider_id, config in app_settings.PROVIDERS.items():
+            app_config = config.get("APP")
+            if not app_config or provider not in (None, provider_id):
+                continue
+            app = SocialApp(provider=provider_id, **app_config)
+            if client_id in (None, app.client_id):
+                apps.append(app)
+        return apps
+
     def get_requests_session(self) -> requests.Session:
-        """The session allauth's sign-in calls to X use: our timeout, X's real statuses."""
-        session = requests.Session()
-        session.request = functools.partial(session.request, timeout=settings.X_HTTP_TIMEOUT)
-        session.hooks["response"].append(signin.raise_for_x_status)
+        """The session allauth's sign-in calls to X use: kept alive, our timeout, X's statuses."""
+        session = getattr(_thread, "x_session", None)
+        if session is None:
+            session = _thread.x_session = XSignInSession()
         return session
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
@@ -51,7 +93,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             messages.error(request, "Each account here is linked to exactly one X account.")
             raise ImmediateHttpResponse(redirect("profile"))
         signin.link_to_existing_user(request, sociallogin)
-        if sociallogin.is_existing and sociallogin.user.is_active:
+        if signin.is_known(sociallogin) and sociallogin.user.is_active:
             signin.record_sign_in(sociallogin.user, signin.attached(sociallogin))
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):

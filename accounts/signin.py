@@ -328,13 +328,18 @@ def attached(sociallogin: SocialLogin) -> XSignIn:
     return getattr(sociallogin, _SIGN_IN_ATTRIBUTE)
 
 
+def is_known(sociallogin: SocialLogin) -> bool:
+    """Whether the sign-in is for a saved user (allauth's is_existing, minus its query)."""
+    return sociallogin.user is not None and sociallogin.user.pk is not None
+
+
 def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> None:
     """Sign a returning person in as their existing user, whichever method they use.
 
     allauth keys accounts by (provider, uid), so OAuth 2.0 after OAuth 1.0a would
     otherwise make a second user; the X user id on the profile is the real key.
     """
-    if sociallogin.is_existing:
+    if is_known(sociallogin):
         return
     x_user_id = attached(sociallogin).x_user.id
     profile = Profile.objects.select_related("user").filter(x_user_id=x_user_id).first()

@@ -40,7 +40,10 @@ def profile(request: HttpRequest) -> HttpResponse:
     profile, _ = Profile.objects.get_or_create(user=request.user)
     context = {
         "profile": profile,
-        "tokens": profile.tokens.order_by("kind"),
+        # The page shows a token's state, never the token: leave the secrets undecrypted.
+        "tokens": profile.tokens.defer("access_token", "token_secret", "refresh_token").order_by(
+            "kind"
+        ),
         "website": _web_link(profile.url),
         "avatar": _web_link(profile.profile_image_url),
     }
