@@ -15,6 +15,7 @@ rest, in plain functions the provider views and the allauth adapter call:
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -208,11 +209,28 @@ def save_session_despite_error(request: HttpRequest, response: HttpResponse) -> 
         request.session.save()
 
 
+def _pending_states(request: HttpRequest, provider_id: str) -> set[str]:
+    """The ids of the sign-ins this browser started with the provider and may still finish.
+
+    allauth keeps them in the session for STATE_TTL seconds and refuses older ones.
+    """
+    now = time.time()
+    return {
+        state_id
+        for state_id, stashed in statekit.get_states(request).items()
+        if len(stashed) == 3
+        and stashed[2] == provider_id
+        and now - stashed[1] <= statekit.STATE_TTL
+    }
+
+
 def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> None:
     """Refuse an OAuth 1.0a callback that is not the answer to this browser's request.
 
     allauth exchanges whatever verifier arrives for the request token in the session
     without comparing the callback's oauth_token to it; the seed did, and so do we.
+    Checking allauth's pending state here too means a sign-in started too long ago
+    is refused before X issues a token nobody would keep.
     """
     params = request.GET
     returned = params.get("oauth_token") or params.get("denied") or ""
@@ -224,6 +242,8 @@ def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> N
         raise SignInRefused(MISSING)
     if not constant_time_compare(returned, request_token["oauth_token"]):
         raise SignInRefused(MISMATCH)
+    if not _pending_states(request, OAUTH1_PROVIDER):
+        raise SignInRefused(MISSING)
 
 
 def check_oauth2_callback(request: HttpRequest, provider_id: str) -> None:
@@ -235,11 +255,7 @@ def check_oauth2_callback(request: HttpRequest, provider_id: str) -> None:
     state_id = request.GET.get("state", "")
     if state_id and _was_spent(request, provider_id, state_id):
         raise SignInRefused(REPLAYED)
-    pending = {
-        pending_id
-        for pending_id, stashed in statekit.get_states(request).items()
-        if len(stashed) == 3 and stashed[2] == provider_id
-    }
+    pending = _pending_states(request, provider_id)
     if not pending:
         raise SignInRefused(MISSING)
     if state_id not in pending:

@@ -93,6 +93,26 @@ def test_callback_in_a_browser_that_never_went_to_x(x, caplog, provider):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("provider", [OAUTH1, OAUTH2])
+def test_callback_for_a_sign_in_started_too_long_ago(x, caplog, provider):
+    client = Client()
+    callback = consent(start(client, provider))
+    session = client.session
+    session["socialaccount_states"] = {
+        state_id: [state, started - 11 * 60, provider_id]
+        for state_id, (state, started, provider_id) in session["socialaccount_states"].items()
+    }
+    session.save()
+
+    response = follow_callback(client, callback)
+
+    assert_refused(response, 400, "started too long ago")
+    assert_nobody_signed_in(client)
+    assert_logged(caplog, "missing", x.secrets())
+    assert not {"/oauth/access_token", "/2/oauth2/token"} & {c["path"] for c in x.calls()}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("provider", [OAUTH1, OAUTH2])
 def test_callback_for_someone_elses_sign_in(x, caplog, provider):
     """Login CSRF: an attacker's callback delivered to a victim who also started one."""
     victim, attacker = Client(), Client()
