@@ -147,8 +147,11 @@ def failure_reasons(job: BulkJob) -> str:
     """The commonest failure messages, each with some of the accounts it hit."""
     names_by_reason: dict[str, list[str]] = defaultdict(list)
     failed = BulkJobItem.objects.filter(job=job, status=ItemStatus.FAILED)
-    for screen_name, message in failed.values_list("screen_name", "message")[:500]:
-        names_by_reason[message].append(f"@{screen_name}" if screen_name else "(no name)")
+    rows = failed.values_list("screen_name", "profile__user__username", "message")[:500]
+    for screen_name, username, message in rows:
+        names_by_reason[message].append(
+            f"@{screen_name}" if screen_name else (username or "(deleted account)")
+        )
     reasons = sorted(names_by_reason.items(), key=lambda pair: -len(pair[1]))
     shown = [
         (message, ", ".join(names[:NAMES_PER_REASON]) + (" …" if len(names) > 5 else ""))

@@ -496,15 +496,18 @@ class BulkJobAdmin(ReadOnlyAdmin):
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         job = get_object_or_404(BulkJob, pk=object_id)
-        items = BulkJobItem.objects.filter(job=job).order_by("pk")
+        items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")
         if status in ItemStatus.values:
             items = items.filter(status=status)
+        items_page = Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+        for item in items_page:
+            item.kind_label = TokenKind(item.token_kind).label if item.token_kind else "no token"
         context = {
             **(extra_context or {}),
             "progress": jobs.job_progress(job),
             "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
-            "items_page": Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page")),
+            "items_page": items_page,
             "item_status": status,
             "item_statuses": ItemStatus.choices,
             "action_label": TokenAction(job.action).label,
