@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import CharField, Count, Q, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import TokenKind, TokenStatus, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from admin_ext.models import AuditEvent, BulkJob, ItemStatus, SignInEvent
 
 EXPIRING_WINDOW = timedelta(hours=24)
@@ -48,15 +47,19 @@ class AccountTotals:
 
 
 def account_totals(now: datetime | None = None) -> AccountTotals:
-    """Users, people with an X account here (by the method they last used), new this week."""
+    """Users, people with an X account here (by the method they last used), new this week.
+
+    Counted on profiles alone, one table: every user has exactly one profile (see
+    accounts.models), and only people who signed in with X have an X user id.
+    """
     now = now or timezone.now()
-    has_x = Q(x_profile__x_user_id__isnull=False)
-    counts = get_user_model().objects.aggregate(
+    has_x = Q(x_user_id__isnull=False)
+    counts = Profile.objects.aggregate(
         users=Count("pk"),
         x_accounts=Count("pk", filter=has_x),
-        new_this_week=Count("pk", filter=has_x & Q(date_joined__gte=now - timedelta(days=7))),
+        new_this_week=Count("pk", filter=has_x & Q(created_at__gte=now - timedelta(days=7))),
         **{
-            f"method_{kind}": Count("pk", filter=has_x & Q(x_profile__sign_in_method=kind))
+            f"method_{kind}": Count("pk", filter=has_x & Q(sign_in_method=kind))
             for kind in TokenKind.values
         },
     )
@@ -96,14 +99,13 @@ class DayActivity:
 
 
 def daily_activity(now: datetime | None = None, days: int = ACTIVITY_DAYS) -> list[DayActivity]:
-    """Sign-ups (new users with X) and sign-ins with X per day, oldest first, gaps as 0."""
+    """Sign-ups (new people with X) and sign-ins with X per day, oldest first, gaps as 0."""
     today = timezone.localdate(now or timezone.now())
     first_day = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
     sign_ups = (
-        get_user_model()
-        .objects.filter(date_joined__gte=since, x_profile__x_user_id__isnull=False)
-        .annotate(series=Value("up", output_field=CharField()), day=TruncDate("date_joined"))
+        Profile.objects.filter(created_at__gte=since, x_user_id__isnull=False)
+        .annotate(series=Value("up", output_field=CharField()), day=TruncDate("created_at"))
         .values("series", "day")
         .annotate(n=Count("pk"))
         .order_by()

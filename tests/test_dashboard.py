@@ -82,7 +82,7 @@ def test_dashboard_shows_accounts_token_health_activity_jobs_and_audit(admin_cli
     make_account("fred", status=TokenStatus.INVALID)
     make_account("lin", status=TokenStatus.REVOKED)
     old = make_account("old", status=TokenStatus.EXPIRED)
-    User.objects.filter(pk=old.pk).update(date_joined=timezone.now() - timedelta(days=40))
+    Profile.objects.filter(user=old).update(created_at=timezone.now() - timedelta(days=40))
     SignInEvent.objects.create(user=old, method=TokenKind.OAUTH2)
     SignInEvent.objects.create(user=old, method=TokenKind.OAUTH2)
     job = BulkJob.objects.create(action="refresh", created_by_label="ops", total=4)
