@@ -60,7 +60,8 @@ _COLON = re.compile(
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]+)")
 # Tokens look like this; identifiers and paths do not, because they lack either a
-# digit or the mix of cases plus `-`/`_` that base64url produces.
+# digit or the mix of cases plus `-`/`_` that base64url produces, or they are
+# lower-case snake_case.
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -73,6 +74,8 @@ _RECORD_ATTRIBUTES = frozenset(
 def _looks_opaque(word: str) -> bool:
     if _UUID.match(word):
         return False
+    if word.count("_") >= 2 and not any(c.isupper() for c in word):
+        return False  # a snake_case identifier, such as a database constraint's name
     has_digit = any(c.isdigit() for c in word)
     has_alpha = any(c.isalpha() for c in word)
     if has_digit and has_alpha:

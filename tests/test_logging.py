@@ -166,6 +166,7 @@ def test_redact_removes_secret_values(text, secret):
         "Job 0f8c5a3e-1b2c-4d5e-8f90-123456789abc finished: 12 ok, 0 failed",
         "File /work/main/.venv/lib/python3.11/site-packages/django/core/handlers/base.py",
         "XFrameOptionsMiddleware refused verify_credentials_and_more",
+        'violates unique constraint "socialaccount_socialaccount_provider_uid_fc810c6e_uniq"',
     ],
 )
 def test_redact_keeps_ordinary_text(text):
