@@ -112,7 +112,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         extra_context=None,
     ) -> None:
         failure = signin.failure_for(request, error, exception)
-        signin.log_failure(request, provider.id, failure, signin.describe(exception, request))
+        signin.log_failure(provider.id, failure, signin.describe(exception, request))
         response = render(
             request,
             "accounts/signin_failed.html",

@@ -304,7 +304,7 @@ def describe(exception: BaseException | None, request: HttpRequest) -> str:
     return "-"
 
 
-def log_failure(request: HttpRequest, provider_id: str, failure: Failure, detail: str) -> None:
+def log_failure(provider_id: str, failure: Failure, detail: str) -> None:
     logger.warning(
         "X sign-in failed: %s (provider %s; %s)",
         failure.case,

@@ -329,6 +329,10 @@ def report(results: list[SignIn], wall_seconds: float, args, concurrent_rate: fl
     print(line("  site's own share", [r.site_ms for r in results]))
     verdict = "meets" if site_median <= 20 else "MISSES"
     print(f"  site's own share at the median: {site_median:.1f} ms ({verdict} the 20 ms target)")
+    print(
+        f"  machine: {os.cpu_count()} CPUs, 1-minute load average {args.load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work on the machine inflates every figure)"
+    )
 
 
 def concurrent_rate(site: str, personas: list[str], count: int, concurrency: int) -> float:
@@ -362,6 +366,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency-ms", type=int, default=0, help="sandbox delay per API call")
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-signin-") as tmp,

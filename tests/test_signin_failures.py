@@ -7,6 +7,7 @@ naming the case with no secret in it.
 """
 
 import logging
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -156,6 +157,21 @@ def test_oauth1_callback_with_a_forged_verifier_is_refused_by_x(x, caplog):
     forged = callback.replace("oauth_verifier=", "oauth_verifier=forged")
 
     response = follow_callback(client, forged)
+
+    assert_refused(response, 502, "X could not complete the sign-in")
+    assert_nobody_signed_in(client)
+    assert_logged(caplog, "x_error", x.secrets())
+
+
+@pytest.mark.django_db
+def test_oauth2_authorization_error_from_x(x, caplog):
+    """X can send the person back with an OAuth error instead of a code."""
+    client = Client()
+    state = parse_qs(urlsplit(start(client, OAUTH2)).query)["state"][0]
+
+    response = client.get(
+        "/accounts/twitter_oauth2/login/callback/", {"state": state, "error": "server_error"}
+    )
 
     assert_refused(response, 502, "X could not complete the sign-in")
     assert_nobody_signed_in(client)
