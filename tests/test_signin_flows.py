@@ -372,3 +372,34 @@ def test_signing_in_after_disconnect_lands_on_the_same_user(x):
     assert User.objects.count() == 1
     assert Profile.objects.get().protected is True
     assert XToken.objects.get().kind == TokenKind.OAUTH2
+
+
+@pytest.mark.django_db
+def test_connecting_a_second_x_account_is_refused(x):
+    client = Client()
+    sign_in(client, OAUTH1, "ada_lovelace")
+    user = signed_in_user(client)
+
+    authorize = client.post("/accounts/twitter_oauth2/login/", {"process": "connect"})
+    callback = urlsplit(consent(authorize["Location"], "grace_hopper"))
+    response = client.get(f"{callback.path}?{callback.query}", follow=True)
+
+    assert response.redirect_chain[-1][0] == "/profile/"
+    assert "linked to exactly one X account" in response.content.decode()
+    assert signed_in_user(client) == user
+    assert Profile.objects.get(user=user).screen_name == "ada_lovelace"
+    assert not SocialAccount.objects.filter(uid="1000000002").exists()
+
+
+@pytest.mark.django_db
+def test_local_signup_is_closed(client):
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "username": "mallory",
+            "password1": "a-long-password-1",
+            "password2": "a-long-password-1",
+        },
+    )
+    assert "No passwords here" in response.content.decode()
+    assert not User.objects.filter(username="mallory").exists()
