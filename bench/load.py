@@ -176,7 +176,7 @@ def staff_loop(site: str, tally: Tally, deadline: float) -> None:
     )
     if not expect(tally, "staff login", status == 302):
         return
-    page_number = 0
+    page_number = 1
     while time.monotonic() < deadline:
         try:
             status, _, page = browser.send(
@@ -190,7 +190,7 @@ def staff_loop(site: str, tally: Tally, deadline: float) -> None:
             with tally.lock:
                 tally.staff_pages += 1
         # Page on while there are more pages, then start again from the first.
-        page_number = page_number + 1 if f"?p={page_number + 1}" in page else 0
+        page_number = page_number + 1 if f"?p={page_number + 1}" in page else 1
     browser.close()
 
 
