@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -228,8 +229,8 @@ def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    done_before_crash = set(
-        BulkJobItem.objects.filter(job=job, status=ItemStatus.OK).values_list("pk", flat=True)
+    done_before_crash = dict(
+        BulkJobItem.objects.filter(job=job, status=ItemStatus.OK).values_list("pk", "finished_at")
     )
     assert len(done_before_crash) < 40 and not BulkJob.objects.get(pk=job.pk).is_finished
 
@@ -242,8 +243,15 @@ def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
 
     final = jobs.job_progress(job)
     assert final.ok + final.failed == 40 and final.failed <= 2
-    assert token_calls(x_sandbox, TOKEN_PATH) == 40 + final.failed, "done items not redone"
-    assert AuditEvent.objects.filter(job=job).values("token").distinct().count() == 40
+    audited = Counter(AuditEvent.objects.filter(job=job).values_list("token_id", flat=True))
+    assert len(audited) == 40 and set(audited.values()) == {1}
+    # Items recorded before the kill were not redone; only the dead runner's claimed
+    # batch, queue and calls in flight (at most 3 x pool size) could be.
+    still = dict(
+        BulkJobItem.objects.filter(pk__in=done_before_crash).values_list("pk", "finished_at")
+    )
+    assert still == done_before_crash
+    assert token_calls(x_sandbox, TOKEN_PATH) - 40 <= 6
     for item in BulkJobItem.objects.filter(job=job).select_related("token__profile"):
         if item.status == ItemStatus.OK:
             assert refresh_token_is_live(x_sandbox, item.token.refresh_token)

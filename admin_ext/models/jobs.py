@@ -85,7 +85,9 @@ class BulkJobItem(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name = "bulk job item"
-        indexes = [models.Index(fields=["job", "status"], name="bulkjobitem_job_status")]
+        # Claims read "this job's pending items in id order": with the id in the
+        # index that is a range scan, however many items are already done.
+        indexes = [models.Index(fields=["job", "status", "id"], name="bulkjobitem_claim")]
 
     def __str__(self) -> str:
         who = f"@{self.screen_name}" if self.screen_name else "an account"
