@@ -319,7 +319,9 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
+            # stderr, so commands that write data to stdout (export_profiles -o -)
+            # never mix log lines into it.
+            "stream": "ext://sys.stderr",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["redact_secrets"],
         }

@@ -179,6 +179,7 @@ def test_production_settings_log_json_through_the_filter():
         "logging.getLogger('accounts').warning('callback /cb?oauth_verifier=V3rIf13r&x=1')"
     )
     result = run_manage("shell", "--no-imports", "-c", code, env=PRODUCTION_ENV)
-    entry = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.stdout == ""
+    entry = json.loads(result.stderr.strip().splitlines()[-1])
     assert entry["level"] == "WARNING" and entry["logger"] == "accounts"
     assert entry["message"] == "callback /cb?oauth_verifier=[redacted]&x=1"
