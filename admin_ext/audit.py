@@ -7,6 +7,7 @@ two statements instead of four round trips per account. Django's LogEntry (the
 admin's "Recent actions") is secondary and bulk-created the same way.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -81,10 +82,17 @@ def record_outcomes(job: BulkJob, finished: list[Finished]) -> list[Recorded]:
                 message=outcome.message,
             )
         )
+    # Most items of a batch end the same way ("Refreshed", 200): one UPDATE per
+    # distinct outcome is far cheaper than bulk_update's CASE per row.
+    by_outcome: dict[tuple, list[int]] = defaultdict(list)
+    for done in finished:
+        item = done.item
+        by_outcome[(item.status, item.message, item.http_status)].append(item.pk)
     with transaction.atomic():
-        BulkJobItem.objects.bulk_update(
-            [done.item for done in finished], ["status", "message", "http_status", "finished_at"]
-        )
+        for (status, message, http_status), pks in by_outcome.items():
+            BulkJobItem.objects.filter(pk__in=pks).update(
+                status=status, message=message, http_status=http_status, finished_at=now
+            )
         AuditEvent.objects.bulk_create(events)
     return recorded
 

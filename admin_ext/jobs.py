@@ -33,7 +33,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts import tokens as token_ops
-from accounts.models import Profile, TokenStatus, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
 from admin_ext.audit import Finished, Recorded, record_outcomes, write_log_entries
@@ -52,6 +52,7 @@ HEARTBEAT_SECONDS = 5.0
 RECORD_SECONDS = 0.25
 LOG_FLUSH_SECONDS = 2.0
 ITEM_CHUNK = 2000
+SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 NO_TOKEN = Outcome(
     False, "", "No X token is stored for this account; it has not signed in with X."
 )
@@ -354,8 +355,16 @@ class _Runner:
     def _claim(self) -> list[tuple[BulkJobItem, XToken | None]]:
         items = claim_items(self.job, self.worker_id, self.pool_size)
         token_ids = [item.token_id for item in items if item.token_id]
-        tokens = XToken.objects.select_related("profile").in_bulk(token_ids)
-        return [(item, tokens.get(item.token_id)) for item in items]
+        tokens = XToken.objects.select_related("profile")
+        if self.job.action == TokenAction.REFRESH:
+            # An OAuth 2.0 refresh re-reads its token under the row lock: decrypting
+            # it here too would be wasted. OAuth 1.0a "refresh" re-verifies: load it.
+            oauth2 = tokens.filter(kind=TokenKind.OAUTH2).defer(*SECRET_COLUMNS)
+            by_id = oauth2.in_bulk(token_ids)
+            by_id |= tokens.exclude(kind=TokenKind.OAUTH2).in_bulk(token_ids)
+        else:
+            by_id = tokens.in_bulk(token_ids)
+        return [(item, by_id.get(item.token_id)) for item in items]
 
     def _run_inline(self) -> None:
         while not self.stop.is_set():

@@ -83,6 +83,20 @@ def test_job_refreshes_each_account_and_records_every_outcome(x_sandbox):
 
 
 @pytest.mark.django_db
+def test_refresh_job_reverifies_oauth1_and_rotates_oauth2(x_sandbox):
+    oauth1 = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    oauth2 = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    x_sandbox.update_persona("grace_hopper", followers_count=1906)
+
+    progress = jobs.run_job(refresh_job([oauth1, oauth2]))
+
+    assert (progress.ok, progress.failed) == (2, 0)
+    assert Profile.objects.get(pk=oauth1.profile_id).followers_count == 1906
+    assert XToken.objects.get(pk=oauth1.pk).access_token == oauth1.access_token
+    assert all_refreshed_once(x_sandbox, [oauth2])
+
+
+@pytest.mark.django_db
 def test_rate_limited_account_waits_for_x_reset_then_succeeds(x_sandbox):
     token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
     # The sandbox stamps a 429 with reset = its clock + 15 min; with its clock 898 s
