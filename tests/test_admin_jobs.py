@@ -211,6 +211,62 @@ def test_two_runners_share_one_job_without_doing_any_account_twice(x_sandbox):
     assert all_refreshed_once(x_sandbox, tokens)
 
 
+def worker_environment(x_sandbox) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "X_API_BASE_URL": x_sandbox.base_url,
+        "X_WEB_BASE_URL": x_sandbox.base_url,
+        "ADMIN_EXT_POOL_SIZE": "2",
+        "ADMIN_EXT_CLAIM_LEASE": "2",
+    }
+
+
+WORKER = [
+    sys.executable,
+    "manage.py",
+    "db_worker",
+    "--no-reload",
+    "--no-startup-delay",
+    "--interval",
+    "0.2",
+]
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_worker_hands_the_job_back_and_nothing_is_lost_or_redone(x_sandbox):
+    """SIGTERM (a deploy, a restart): the worker stops within moments instead of
+    finishing a long job, the next worker completes it, every account exactly once."""
+    x_sandbox.config(latency_ms=100)
+    tokens = sign_in_many(x_sandbox, 40)
+    job = refresh_job(tokens, run_in_background=True)
+    enqueue_job(job)
+    env = worker_environment(x_sandbox)
+
+    first = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
+    try:
+        wait_for(lambda: jobs.job_progress(job).done >= 6, "the first worker to make progress")
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    stopped = jobs.job_progress(job)
+    assert stopped.failed == 0 and stopped.running == 0
+    assert 0 < stopped.pending < 40, "the rest was handed back, not kept claimed"
+
+    second = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
+    try:
+        wait_for(lambda: BulkJob.objects.get(pk=job.pk).is_finished, "the job to finish")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+
+    assert (jobs.job_progress(job).ok, token_calls(x_sandbox, TOKEN_PATH)) == (40, 40)
+    assert all_refreshed_once(x_sandbox, tokens)
+
+
 @needs_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
@@ -225,19 +281,9 @@ def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
     tokens = sign_in_many(x_sandbox, 40)
     job = refresh_job(tokens, run_in_background=True)
     enqueue_job(job)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "X_API_BASE_URL": x_sandbox.base_url,
-        "X_WEB_BASE_URL": x_sandbox.base_url,
-        "ADMIN_EXT_POOL_SIZE": "2",
-        "ADMIN_EXT_CLAIM_LEASE": "2",
-    }
-    worker = [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
-    worker += ["--interval", "0.2"]
+    env = worker_environment(x_sandbox)
 
-    first = subprocess.Popen(worker, cwd=PROJECT_ROOT, env=env)
+    first = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
     try:
         wait_for(lambda: jobs.job_progress(job).done >= 8, "the first worker to make progress")
     finally:
@@ -248,7 +294,7 @@ def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
     )
     assert len(done_before_crash) < 40 and not BulkJob.objects.get(pk=job.pk).is_finished
 
-    second = subprocess.Popen(worker, cwd=PROJECT_ROOT, env=env)
+    second = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
     try:
         wait_for(lambda: BulkJob.objects.get(pk=job.pk).is_finished, "the job to finish")
     finally:
