@@ -155,8 +155,18 @@ def revoke_token(token: XToken) -> Outcome:
     """Revoke at X first; only when X has let go (or never knew it) wipe it here.
 
     If X cannot be reached the token is kept, so a later retry can still revoke it;
-    wiping it first would leave a live grant at X that nobody can revoke.
+    wiping it first would leave a live grant at X that nobody can revoke. The row
+    lock (as in refresh_token) makes a concurrent refresh finish first, so what is
+    revoked at X is the pair actually stored, not one the refresh just replaced.
     """
+    with transaction.atomic():
+        locked = XToken.objects.select_for_update().select_related("profile").get(pk=token.pk)
+        outcome = _revoke_locked(locked)
+    _copy_state(locked, token)
+    return outcome
+
+
+def _revoke_locked(token: XToken) -> Outcome:
     if not token.access_token:
         token.status = TokenStatus.REVOKED
         token.save(update_fields=["status", "updated_at"])

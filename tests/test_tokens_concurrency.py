@@ -7,13 +7,20 @@ so the second worker waits and then finds the pair the first one stored.
 """
 
 import threading
+import time
 
 import pytest
 from django.db import connection, connections
 
-from accounts.models import TokenKind, XToken
-from accounts.tokens import refresh_token
-from tests.test_admin_support import refresh_token_is_live, sign_in, token_calls
+from accounts.models import TokenKind, TokenStatus, XToken
+from accounts.tokens import refresh_token, revoke_token
+from tests.test_admin_support import (
+    access_token_is_live,
+    refresh_token_is_live,
+    sandbox_report,
+    sign_in,
+    token_calls,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +60,53 @@ def test_two_threads_refreshing_one_token_make_one_exchange_and_both_see_the_new
     assert stored.refresh_token != old_refresh
     assert seen["a"] == seen["b"] == (True, stored.access_token, stored.refresh_token)
     assert refresh_token_is_live(x_sandbox, stored.refresh_token)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs real row locks between connections: run with DATABASE_URL=postgres://...",
+)
+def test_revoke_during_a_refresh_revokes_the_new_pair_at_x(settings, x_sandbox):
+    """A revoke must not wipe the pair a concurrent refresh just stored without
+    revoking it at X: that would leave a live grant nobody can revoke."""
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    x_sandbox.fault("/2/oauth2/token", delay_ms=800)
+    refreshing = threading.Event()
+    outcomes = {}
+
+    def refresher() -> None:
+        try:
+            refreshing.set()
+            mine = XToken.objects.get(pk=token.pk)
+            outcomes["refresh"] = refresh_token(mine)
+            outcomes["new_pair"] = (mine.access_token, mine.refresh_token)
+        finally:
+            connections.close_all()
+
+    def revoker() -> None:
+        try:
+            mine = XToken.objects.get(pk=token.pk)  # read before the refresh commits
+            refreshing.wait()
+            time.sleep(0.3)  # the refresh now holds the row and is talking to X
+            outcomes["revoke"] = revoke_token(mine)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refresher), threading.Thread(target=revoker)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcomes["refresh"].ok and outcomes["revoke"].ok
+    stored = XToken.objects.get(pk=token.pk)
+    assert stored.status == TokenStatus.REVOKED and stored.access_token == ""
+    new_access, new_refresh = outcomes["new_pair"]
+    assert new_access != token.access_token
+    assert not access_token_is_live(x_sandbox, new_access), "the pair it stored is revoked"
+    assert not refresh_token_is_live(x_sandbox, new_refresh)
+    assert not any(
+        refresh_token_is_live(x_sandbox, r["token"])
+        for r in sandbox_report(x_sandbox)["oauth2_refresh_tokens"]
+    ), "no refresh token of this account is left alive at X"
