@@ -12,7 +12,10 @@ process it by claiming small batches of items:
 - X is called from a bounded pool of threads (ADMIN_EXT_POOL_SIZE), each calling
   accounts.tokens, which holds the "never lose a token" rules;
 - a 429 pauses the whole pool until X's reset time, then the same item is retried:
-  rate limits delay a job, they never fail an account.
+  rate limits delay a job, they never fail an account;
+- finished items are written with their audit events a few times a second, in one
+  transaction per batch; a runner killed outright may therefore redo the items of
+  its last fraction of a second (for a refresh: one more exchange, never a loss).
 """
 
 import logging
