@@ -7,8 +7,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_POST
 
 from accounts import signin
@@ -17,6 +18,14 @@ from accounts.models import Profile
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages (the admin's) that name no icon.
+
+    Resolved per request, not at import: the hashed name exists only after collectstatic.
+    """
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
 
 
 def login_page(request: HttpRequest) -> HttpResponse:

@@ -105,3 +105,9 @@ def test_demo_staff_is_created_once_with_a_generated_password(capsys):
     second = capsys.readouterr().out
     assert "exists" in second and password not in second
     assert User.objects.filter(is_staff=True).count() == 1
+
+
+def test_favicon_ico_points_at_the_site_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/img/favicon.svg"
