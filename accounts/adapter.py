@@ -8,6 +8,7 @@ every failure into a page that says what happened.
 """
 
 import threading
+from functools import partial
 from http.cookiejar import DefaultCookiePolicy
 
 import requests
@@ -99,9 +100,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
         sign_in = signin.attached(sociallogin)
         user_username(sociallogin.user, signin.username_for(sign_in.x_user.screen_name))
-        user = super().save_user(request, sociallogin, form)
-        signin.record_sign_in(user, sign_in)
-        return user
+        create_user = partial(super().save_user, request, sociallogin, form)
+        return signin.sign_up(sociallogin, create_user)
 
     def on_authentication_error(
         self,

@@ -16,19 +16,21 @@ rest, in plain functions the provider views and the allauth adapter call:
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.internal import statekit
-from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.models import SocialAccount, SocialLogin
 from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
@@ -361,6 +363,45 @@ def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> Non
     profile = Profile.objects.select_related("user").filter(x_user_id=x_user_id).first()
     if profile is not None:
         sociallogin.connect(request, profile.user)
+
+
+def sign_up(sociallogin: SocialLogin, save_user: Callable[[], Any]) -> Any:
+    """Create the user for a first sign-in, surviving a simultaneous first sign-in.
+
+    Two browsers can finish a person's very first sign-in at the same moment: both
+    found no user in pre_social_login, both try to create one, and the database's
+    unique constraints (username, provider + X id, profile X id) stop the second.
+    The user, its X account, profile and token are written in one transaction, so
+    by the time the second sees the conflict the first has committed all of it and
+    the second person is simply signed in as that user.
+    """
+    sign_in = attached(sociallogin)
+    try:
+        with transaction.atomic():
+            user = save_user()
+            record_sign_in(user, sign_in)
+            return user
+    except IntegrityError:
+        existing = Profile.objects.select_related("user").filter(x_user_id=sign_in.x_user.id)
+        profile = existing.first()
+        if profile is None:
+            raise
+    logger.info("X sign-in joined a simultaneous first sign-in of profile %s", profile.pk)
+    _adopt(sociallogin, profile.user)
+    record_sign_in(profile.user, sign_in)
+    return profile.user
+
+
+def _adopt(sociallogin: SocialLogin, user) -> None:
+    """Point a sign-in whose own sign-up lost the race at the user that won it."""
+    account = sociallogin.account
+    SocialAccount.objects.get_or_create(
+        provider=account.provider,
+        uid=account.uid,
+        defaults={"user": user, "extra_data": account.extra_data},
+    )
+    sociallogin.user = user
+    sociallogin.account = SocialAccount.objects.get(provider=account.provider, uid=account.uid)
 
 
 def username_for(screen_name: str) -> str:
