@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.skipif(
     connection.vendor == "sqlite",
-    reason="SQLite serialises writers, so the two sign-ups never overlap there",
+    reason="the in-memory SQLite test database (shared cache) fails a second concurrent "
+    "writer with 'table is locked' instead of waiting as a file database does",
 )
 @pytest.mark.parametrize("persona", ["ada_lovelace", "grace_hopper", "private_pat"])
 def test_simultaneous_first_sign_ins_make_one_user_and_both_succeed(x_sandbox, settings, persona):
