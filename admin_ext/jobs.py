@@ -288,11 +288,19 @@ def run_job(
     bar). Setting `stop` makes the runner finish the calls in flight, give back the
     items it has not started, and return; the job can be resumed later.
     """
-    runner = _Runner(job, pool_size or settings.ADMIN_EXT_POOL_SIZE, on_progress, stop)
+    runner = _Runner(job, pool_size or pool_size_for(job), on_progress, stop)
     runner.run()
     finish_if_complete(job)
     job.refresh_from_db(fields=["started_at", "heartbeat_at", "finished_at"])
     return job_progress(job)
+
+
+def pool_size_for(job: BulkJob) -> int:
+    """ADMIN_EXT_POOL_SIZE, except for SQLite refreshes and revokes: those hold the
+    database's single write lock while they talk to X, so a second thread would
+    only queue for the lock (and SQLite's busy waiting makes such a queue slow)."""
+    serialised = connection.vendor == "sqlite" and job.action != TokenAction.CHECK
+    return 1 if serialised else settings.ADMIN_EXT_POOL_SIZE
 
 
 def _runs_inline() -> bool:

@@ -238,6 +238,9 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=60)
 
+        from admin_ext.jobs import pool_size_for
+
+        pool = pool_size_for(job)  # SQLite refreshes run one at a time: see jobs.py
         elapsed = (job.finished_at - job.started_at).total_seconds()
         refresh_calls = sum(
             1 for call in control.calls()[calls_before:] if call["path"] == "/2/oauth2/token"
@@ -252,9 +255,9 @@ def main() -> None:
     scratch_dir.cleanup()
 
     rate = args.tokens / elapsed
-    limit = args.pool / (args.latency_ms / 1000)
+    limit = pool / (args.latency_ms / 1000)
     database = "PostgreSQL" if postgres else "SQLite"
-    print(f"database: {database}; pool: {args.pool} threads; X latency: {args.latency_ms} ms")
+    print(f"database: {database}; pool: {pool} threads; X latency: {args.latency_ms} ms")
     print(f"refreshed: {args.tokens} tokens in {elapsed:.1f} s through one db_worker")
     print(f"worker CPU: {worker_cpu:.1f} s ({1000 * worker_cpu / args.tokens:.2f} ms per token)")
     print(f"X token calls: {refresh_calls} (one per token expected)")
