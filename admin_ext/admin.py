@@ -99,6 +99,9 @@ class TokenActionsMixin:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["admin_ext/staff.css"]}
+
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
@@ -495,6 +498,8 @@ class BulkJobAdmin(ReadOnlyAdmin):
         return JsonResponse(jobs.job_progress(job).as_dict())
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         job = get_object_or_404(BulkJob, pk=object_id)
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")

@@ -204,6 +204,30 @@ def test_select_all_runs_the_whole_filtered_list_in_the_background(client, boss,
     assert set(job.items.values_list("token_id", flat=True)) == {t.pk for t in tokens}
 
 
+def test_revoking_a_whole_filtered_list_confirms_the_count_then_runs_in_the_background(
+    client, boss, x_sandbox, settings
+):
+    settings.ADMIN_EXT_SYNC_LIMIT = 2
+    tokens = sign_in_many(x_sandbox, 3)
+    grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    url = PROFILES + "?token_kind=oauth2"
+    across = {"select_across": "1", "_selected_action": [str(tokens[0].profile_id)]}
+
+    confirm = client.post(url, {"action": "revoke_tokens", "index": "0", **across})
+
+    page = confirm.content.decode()
+    assert "Yes, revoke 3 tokens" in page and "background job" in page
+    assert "@grace_hopper" not in page
+    assert x_sandbox.calls() == [] and BulkJob.objects.count() == 0
+
+    client.post(url, {"action": "revoke_tokens", "confirmed": "yes", **across})
+
+    job = BulkJob.objects.get()
+    assert job.action == "revoke" and job.run_in_background
+    assert set(job.items.values_list("token_id", flat=True)) == {t.pk for t in tokens}
+    assert grace.pk not in set(job.items.values_list("token_id", flat=True))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
     boss = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
