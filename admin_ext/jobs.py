@@ -21,11 +21,13 @@ process it by claiming small batches of items:
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -301,6 +303,37 @@ def pool_size_for(job: BulkJob) -> int:
     only queue for the lock (and SQLite's busy waiting makes such a queue slow)."""
     serialised = connection.vendor == "sqlite" and job.action != TokenAction.CHECK
     return 1 if serialised else settings.ADMIN_EXT_POOL_SIZE
+
+
+@contextmanager
+def stop_on_shutdown(stop: threading.Event) -> Iterator[None]:
+    """Make SIGTERM/SIGINT stop the job at once, then pass the signal on.
+
+    db_worker answers SIGTERM by finishing its current task before exiting, and a
+    big job can take an hour: a deploy would either wait that long or kill the
+    worker with exchanges in flight (X spends a refresh token before we can store
+    its successor). Instead the calls in flight finish and are recorded, the rest
+    is handed back, and the next runner carries on. Only the main thread may set
+    signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum, frame) -> None:
+        stop.set()
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _runs_inline() -> bool:

@@ -10,7 +10,6 @@ the exit status, not a queued task. Exit status 1 when any account failed.
     x_tokens resume                            # finish jobs whose runner died
 """
 
-import signal
 import sys
 import threading
 from datetime import timedelta
@@ -128,14 +127,11 @@ class Command(BaseCommand):
     def run(self, job: BulkJob) -> bool:
         """Run the job here; True when every account ended ok."""
         stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            progress = jobs.run_job(job, on_progress=self.progress_bar(), stop=stop)
+            with jobs.stop_on_shutdown(stop):
+                progress = jobs.run_job(job, on_progress=self.progress_bar(), stop=stop)
         except KeyboardInterrupt:
-            stop.set()
             progress = jobs.job_progress(job)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         self.report(job, progress)
         return progress.failed == 0 and progress.state == "done"
 
