@@ -211,6 +211,21 @@ def test_two_runners_share_one_job_without_doing_any_account_twice(x_sandbox):
     assert all_refreshed_once(x_sandbox, tokens)
 
 
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_hitting_429s_pauses_and_fails_no_account(x_sandbox):
+    tokens = sign_in_many(x_sandbox, 12)
+    x_sandbox.advance_clock(-898)  # X's 15-minute reset lands two seconds from now
+    x_sandbox.fault(TOKEN_PATH, status=429, times=3)
+
+    progress = jobs.run_job(refresh_job(tokens), pool_size=4)
+
+    assert (progress.ok, progress.failed) == (12, 0)
+    statuses = [c["status"] for c in x_sandbox.calls() if c["path"] == TOKEN_PATH]
+    assert sorted(statuses) == [200] * 12 + [429] * 3
+    assert all_refreshed_once(x_sandbox, tokens)
+
+
 def worker_environment(x_sandbox) -> dict[str, str]:
     db = connection.settings_dict
     return {
