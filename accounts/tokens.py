@@ -78,7 +78,9 @@ def _record_success(token: XToken, x_user: XUser, message: str) -> Outcome:
     token.status = TokenStatus.ACTIVE
     token.last_error = ""
     token.last_checked_at = timezone.now()
-    token.save()
+    # Only the fields a check changes: a refresh may have stored a new pair since
+    # this copy was read, and writing the old, spent one back would lose the account.
+    token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
     return Outcome(True, token.status, message, 200)
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, connections
 
 from accounts.models import TokenKind, TokenStatus, XToken
-from accounts.tokens import refresh_token, revoke_token
+from accounts.tokens import check_token, refresh_token, revoke_token
 from tests.test_admin_support import (
     access_token_is_live,
     refresh_token_is_live,
@@ -110,3 +110,44 @@ def test_revoke_during_a_refresh_revokes_the_new_pair_at_x(settings, x_sandbox):
         refresh_token_is_live(x_sandbox, r["token"])
         for r in sandbox_report(x_sandbox)["oauth2_refresh_tokens"]
     ), "no refresh token of this account is left alive at X"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs real row locks between connections: run with DATABASE_URL=postgres://...",
+)
+def test_a_check_finishing_after_a_refresh_keeps_the_new_pair(settings, x_sandbox):
+    """A check holds a copy read before the refresh; saving that whole copy would put
+    the spent pair back over the new one and lose the account."""
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    x_sandbox.fault("/2/users/me", delay_ms=800)
+    checking = threading.Event()
+    outcomes = {}
+
+    def checker() -> None:
+        try:
+            mine = XToken.objects.select_related("profile").get(pk=token.pk)
+            checking.set()
+            outcomes["check"] = check_token(mine)
+        finally:
+            connections.close_all()
+
+    def refresher() -> None:
+        try:
+            checking.wait()
+            time.sleep(0.2)  # the check is now waiting for X
+            outcomes["refresh"] = refresh_token(XToken.objects.get(pk=token.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=checker), threading.Thread(target=refresher)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert outcomes["check"].ok and outcomes["refresh"].ok
+    stored = XToken.objects.get(pk=token.pk)
+    assert stored.refresh_token != token.refresh_token
+    assert refresh_token_is_live(x_sandbox, stored.refresh_token), "the account can refresh"
