@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from urllib.parse import quote
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -227,10 +228,12 @@ def test_a_pool_hitting_429s_pauses_and_fails_no_account(x_sandbox):
 
 
 def worker_environment(x_sandbox) -> dict[str, str]:
+    """A db_worker's environment: this test database, the sandbox, a small pool."""
     db = connection.settings_dict
+    login = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
     return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{login}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "X_API_BASE_URL": x_sandbox.base_url,
         "X_WEB_BASE_URL": x_sandbox.base_url,
         "ADMIN_EXT_POOL_SIZE": "2",
