@@ -66,7 +66,11 @@ def test_database_url_selects_postgresql():
         "print(d['ENGINE'], d['NAME'], d['HOST'])"
     )
     result = run_manage(
-        "shell", "--no-imports", "-c", code, env={"DATABASE_URL": "postgres://someone@db.internal:5432/signin"}
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        env={"DATABASE_URL": "postgres://someone@db.internal:5432/signin"},
     )
     assert result.stdout.split() == ["django.db.backends.postgresql", "signin", "db.internal"]
 
