@@ -22,14 +22,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, XToken, current_token_column
 from admin_ext import jobs
 from admin_ext.actions import (
     ACTION_PERMISSIONS,
@@ -48,25 +48,6 @@ from admin_ext.tasks import enqueue_job
 SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
-
-
-def current_token(column: str, profile: str = "pk", method: str = "sign_in_method") -> Subquery:
-    """One column of a profile's current token, as a correlated subquery.
-
-    The current token is the one of the method the person last signed in with,
-    else any other (the rule of Profile.current_token). The preference is a WHERE
-    condition, not an ORDER BY, because SQLite cannot see the outer row there.
-    """
-    same_method = XToken.objects.filter(
-        profile=OuterRef(OuterRef(profile)), kind=OuterRef(OuterRef(method))
-    )
-    tokens = (
-        XToken.objects.filter(profile=OuterRef(profile))
-        .filter(Q(kind=OuterRef(method)) | ~Exists(same_method))
-        .order_by("kind")
-        .values(column)[:1]
-    )
-    return Subquery(tokens)
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
@@ -200,10 +181,10 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                current_kind=current_token("kind"),
-                current_hint=current_token("token_hint"),
-                current_status=current_token("status"),
-                current_expires_at=current_token("expires_at"),
+                current_kind=current_token_column("kind"),
+                current_hint=current_token_column("token_hint"),
+                current_status=current_token_column("status"),
+                current_expires_at=current_token_column("expires_at"),
             )
         )
 
@@ -369,7 +350,7 @@ class XUserAdmin(UserAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                x_token_status=current_token(
+                x_token_status=current_token_column(
                     "status", profile="x_profile__id", method="x_profile__sign_in_method"
                 )
             )

@@ -28,14 +28,14 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.admin.utils import lookup_spawns_duplicates
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 from import_export import fields, resources, widgets
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, current_token_column
 
 CHUNK_SIZE = 2000
 
@@ -97,34 +97,14 @@ def _choice(column_name: str, attribute: str, choices) -> fields.Field:
     )
 
 
-def _current_token(column: str) -> Subquery:
-    """One column of the profile's current token, as a correlated subquery.
-
-    The current token is the one of the method the person last signed in with
-    (`Profile.sign_in_method`), else any other: the rule of `Profile.current_token`,
-    but inside the export's single query. The preference is written as a WHERE
-    condition because SQLite cannot see the outer row from a subquery's ORDER BY.
-    """
-    same_method = XToken.objects.filter(
-        profile=OuterRef(OuterRef("pk")), kind=OuterRef(OuterRef("sign_in_method"))
-    )
-    tokens = (
-        XToken.objects.filter(profile=OuterRef("pk"))
-        .filter(Q(kind=OuterRef("sign_in_method")) | ~Exists(same_method))
-        .order_by("kind")
-        .values(column)[:1]
-    )
-    return Subquery(tokens)
-
-
 # Row values that are not plain Profile columns. Only these expressions and the
 # attributes below are ever selected; nothing here can reach an encrypted column.
 COMPUTED = {
     "signed_up_here": lambda: F("user__date_joined"),
     "last_sign_in": lambda: F("user__last_login"),
-    "token_kind": lambda: _current_token("kind"),
-    "token_status": lambda: _current_token("status"),
-    "token_expiry": lambda: _current_token("expires_at"),
+    "token_kind": lambda: current_token_column("kind"),
+    "token_status": lambda: current_token_column("status"),
+    "token_expiry": lambda: current_token_column("expires_at"),
 }
 
 
@@ -233,7 +213,7 @@ def filter_profiles(
     """
     queryset = Profile.objects.all() if queryset is None else queryset
     if token_status:
-        queryset = queryset.annotate(current_token_status=_current_token("status"))
+        queryset = queryset.annotate(current_token_status=current_token_column("status"))
         if token_status == STATUS_NONE:
             queryset = queryset.filter(current_token_status__isnull=True)
         else:
