@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registers first)
 from allauth.socialaccount.models import SocialApp, SocialToken
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten
 from django.contrib.auth import get_user_model
@@ -44,6 +45,10 @@ from admin_ext.actions import (
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
+
+admin.site.site_header = f"{settings.SITE_NAME} staff"
+admin.site.site_title = f"{settings.SITE_NAME} staff"
+admin.site.index_title = "Accounts, tokens and jobs"
 
 SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 EXPIRY_WINDOW = timedelta(hours=1)
