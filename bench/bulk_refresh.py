@@ -22,38 +22,17 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import ScratchDatabase  # noqa: E402
 from tests.sandbox import SandboxControl, SandboxProcess  # noqa: E402
 
 PERSONA_BATCH = 1000
-
-
-def scratch_postgres(url: str) -> tuple[str, str, str]:
-    """A new database beside the one in `url`: (its URL, its name, the admin URL)."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'postgres'}_refreshbench"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), name, admin_url
-
-
-def drop_postgres(name: str, admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def issue_tokens(control: SandboxControl, count: int) -> list[tuple[dict, dict]]:
@@ -181,18 +160,13 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=16)
     args = parser.parse_args()
 
-    scratch_dir = tempfile.TemporaryDirectory(prefix="bulk-refresh-bench-")
-    given = os.environ.get("DATABASE_URL", "")
-    postgres = None
-    if given.startswith(("postgres://", "postgresql://")):
-        database_url, *postgres = scratch_postgres(given)
-    else:
-        database_url = f"sqlite:///{scratch_dir.name}/bench.sqlite3"
-
-    with SandboxProcess(latency_ms=args.latency_ms) as sandbox:
+    with (
+        ScratchDatabase("refreshbench") as database,
+        SandboxProcess(latency_ms=args.latency_ms) as sandbox,
+    ):
         env = {
             **os.environ,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": database.url,
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "X_API_BASE_URL": sandbox.base_url,
             "X_WEB_BASE_URL": sandbox.base_url,
@@ -247,17 +221,9 @@ def main() -> None:
         )
         lost, failed = count_lost(control, job)
 
-    from django.db import connections
-
-    connections.close_all()
-    if postgres:
-        drop_postgres(*postgres)
-    scratch_dir.cleanup()
-
     rate = args.tokens / elapsed
     limit = pool / (args.latency_ms / 1000)
-    database = "PostgreSQL" if postgres else "SQLite"
-    print(f"database: {database}; pool: {pool} threads; X latency: {args.latency_ms} ms")
+    print(f"database: {database.engine}; pool: {pool} threads; X latency: {args.latency_ms} ms")
     print(f"refreshed: {args.tokens} tokens in {elapsed:.1f} s through one db_worker")
     print(f"worker CPU: {worker_cpu:.1f} s ({1000 * worker_cpu / args.tokens:.2f} ms per token)")
     print(f"X token calls: {refresh_calls} (one per token expected)")

@@ -21,53 +21,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def production_environment(database_url: str, static_root: str) -> None:
-    from cryptography.fernet import Fernet
-
-    os.environ.update(
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="project.settings",
-        DEBUG="0",
-        SECRET_KEY=Fernet.generate_key().decode() * 2,
-        TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        ALLOWED_HOSTS="localhost",
-        SECURE_SSL_REDIRECT="0",
-        STATIC_ROOT=static_root,
-        LOG_FORMAT="text",
-        LOG_LEVEL="WARNING",
-    )
-    import django
-
-    django.setup()
-
-
-def scratch_postgres(url: str) -> tuple[str, str]:
-    """A new database beside the one in `url`; returns (its URL, its name)."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'postgres'}_dashbench"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), admin_url
-
-
-def drop_postgres(admin_url: str, url: str) -> None:
-    import psycopg
-    from django.db import connections
-
-    connections.close_all()
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+from bench.common import ScratchDatabase, prepare_site, site_environment  # noqa: E402
 
 
 def seed(people: int) -> None:
@@ -153,15 +111,12 @@ def run(people: int, requests: int) -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.test.utils import override_settings
 
     from admin_ext.dashboard import CACHE_SECONDS
 
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
     started = time.perf_counter()
     seed(people)
     if connection.vendor == "postgresql":
@@ -172,7 +127,7 @@ def run(people: int, requests: int) -> None:
     )
 
     staff = get_user_model().objects.create_superuser("bench-staff", "b@example.com", None)
-    client = Client(HTTP_HOST="localhost")
+    client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(staff)
     stock_templates = [{**settings.TEMPLATES[0], "DIRS": []}]
     for _ in range(3):
@@ -211,18 +166,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
 
-    url = os.environ.get("DATABASE_URL", "")
-    with tempfile.TemporaryDirectory() as scratch:
-        if url.startswith("postgres"):
-            database_url, admin_url = scratch_postgres(url)
-        else:
-            database_url, admin_url = f"sqlite:///{scratch}/bench.sqlite3", ""
-        production_environment(database_url, f"{scratch}/static")
-        try:
-            run(args.profiles, args.requests)
-        finally:
-            if admin_url:
-                drop_postgres(admin_url, database_url)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        ScratchDatabase("dashbench") as database,
+    ):
+        env = site_environment(database.url, Path(scratch), LOG_FORMAT="text", LOG_LEVEL="WARNING")
+        prepare_site(env)
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        run(args.profiles, args.requests)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import ScratchDatabase  # noqa: E402
 
 
 def setup_django(database_url: str) -> None:
@@ -184,44 +185,6 @@ def measure(variant: str, database_url: str, limit: int | None = None) -> dict:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-# --- scratch database ---------------------------------------------------------------
-
-
-class ScratchDatabase:
-    def __init__(self) -> None:
-        base = os.environ.get("DATABASE_URL", "")
-        self.postgres = base.startswith(("postgres://", "postgresql://"))
-        if self.postgres:
-            parts = urlsplit(base)
-            self.name = f"{parts.path.lstrip('/') or 'postgres'}_export_bench"
-            self.admin_url = base
-            self.url = urlunsplit(parts._replace(path="/" + self.name))
-        else:
-            self.directory = tempfile.TemporaryDirectory(prefix="export-bench-")
-            self.url = f"sqlite:///{self.directory.name}/bench.sqlite3"
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as connection:
-            connection.execute(sql)
-
-    def __enter__(self) -> "ScratchDatabase":
-        if self.postgres:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
-            self._admin(f'CREATE DATABASE "{self.name}"')
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.postgres:
-            from django.db import connections
-
-            connections.close_all()
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
-        else:
-            self.directory.cleanup()
-
-
 def mb(kb: float) -> str:
     return f"{kb / 1024:7.1f} MB"
 
@@ -238,9 +201,11 @@ def main() -> None:
         child(args.child, args.database_url, args.limit)
         return
 
-    with ScratchDatabase() as scratch:
-        engine = "PostgreSQL" if scratch.postgres else "SQLite"
-        print(f"Seeding {args.rows:,} profiles into a scratch {engine} database...", flush=True)
+    with ScratchDatabase("export_bench") as scratch:
+        print(
+            f"Seeding {args.rows:,} profiles into a scratch {scratch.engine} database...",
+            flush=True,
+        )
         started = time.perf_counter()
         setup_django(scratch.url)
         seed(args.rows)

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,11 +34,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    ScratchDatabase,
+    manage,
+    prepare_site,
+    site_environment,
+    start_gunicorn,
+)
 from tests.sandbox import SandboxControl, SandboxProcess  # noqa: E402
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -194,106 +200,6 @@ def staff_loop(site: str, tally: Tally, deadline: float) -> None:
     browser.close()
 
 
-# --- the site, its database and the sandbox -----------------------------------------------
-
-
-def scratch_database(url: str, workdir: Path) -> tuple[str, str]:
-    """(URL of a fresh database, URL to drop it with) -- PostgreSQL beside `url`, else SQLite."""
-    if not url.startswith("postgres"):
-        return f"sqlite:///{workdir / 'load.sqlite3'}", ""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'postgres'}_load"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), admin_url
-
-
-def drop_database(database_url: str, admin_url: str) -> None:
-    import psycopg
-    from django.db import connections
-
-    connections.close_all()
-    name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def site_environment(database_url: str, workdir: Path, sandbox_url: str, port: int, workers: int):
-    from cryptography.fernet import Fernet
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "STATIC_ROOT": str(workdir / "static"),
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "X_SANDBOX": "1",
-        "X_API_BASE_URL": sandbox_url,
-        "X_WEB_BASE_URL": sandbox_url,
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(workers),
-        "DB_WORKERS": "0",
-        "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
-    }
-
-
-def prepare_site(env: dict[str, str]) -> None:
-    for command in (
-        ["migrate", "--noinput"],
-        ["collectstatic", "--noinput"],
-        ["createsuperuser", "--noinput", "--username", STAFF_USER, "--email", "s@example.com"],
-    ):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(env: dict[str, str], site: str, log_path: Path) -> subprocess.Popen:
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", "project/gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            connection = http.client.HTTPConnection(*urlsplit(site).netloc.split(":"), timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"gunicorn did not start; see {log_path}")
-        time.sleep(0.2)
-
-
 # --- afterwards ------------------------------------------------------------------------------
 
 
@@ -369,6 +275,7 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
+        ScratchDatabase("load") as database,
         SandboxProcess(latency_ms=args.latency_ms) as sandbox,
     ):
         workdir = Path(tmp)
@@ -376,47 +283,46 @@ def main() -> None:
         control.config(rate_limit=10**9)  # X's per-app window would stop a load test cold
         personas = [f"load_person_{n:04d}" for n in range(args.personas)]
         control.add_personas([{"screen_name": name} for name in personas])
-        database_url, admin_url = scratch_database(os.environ.get("DATABASE_URL", ""), workdir)
-        port = free_port()
-        site = f"http://127.0.0.1:{port}"
-        env = site_environment(database_url, workdir, sandbox.base_url, port, args.workers)
-        try:
-            prepare_site(env)
-            gunicorn = start_gunicorn(env, site, workdir / "site.log")
-            tally = Tally()
-            try:
-                deadline = time.monotonic() + args.duration
-                started = time.monotonic()
-                threads = [threading.Thread(target=staff_loop, args=(site, tally, deadline))]
-                threads += [
-                    threading.Thread(target=client_loop, args=(site, personas, tally, deadline))
-                    for _ in range(args.clients)
-                ]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                seconds = time.monotonic() - started
-            finally:
-                gunicorn.terminate()
-                gunicorn.wait(timeout=30)
-            report(tally, seconds, args, "PostgreSQL" if admin_url else "SQLite")
-            log_text = (workdir / "site.log").read_text()
-            leaked = [s for s in control.secrets() if s and s in log_text]
-            print(
-                f"  site log           {len(log_text.splitlines()):8d} lines; "
-                f"{len(leaked)} of the sandbox's {len(control.secrets())} secrets in it"
-            )
-            problems = check_accounts(env, tally.signed_in)
-            print(
-                f"  accounts           {len(tally.signed_in):8d} people signed in; "
-                + ("each has one user and one active token" if not problems else "PROBLEMS:")
-            )
-            for problem in problems[:20]:
-                print(f"    {problem}")
-        finally:
-            if admin_url:
-                drop_database(database_url, admin_url)
+        env = site_environment(
+            database.url,
+            workdir,
+            sandbox.base_url,
+            WEB_CONCURRENCY=str(args.workers),
+            DB_WORKERS="0",
+            DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
+        )
+        prepare_site(env)
+        superuser = ["--username", STAFF_USER, "--email", "s@example.com"]
+        manage(env, "createsuperuser", "--noinput", *superuser)
+        tally = Tally()
+        gunicorn_arguments = ["--config", "project/gunicorn.conf.py"]
+        with start_gunicorn(env, gunicorn_arguments, workdir / "site.log") as site:
+            deadline = time.monotonic() + args.duration
+            started = time.monotonic()
+            threads = [threading.Thread(target=staff_loop, args=(site, tally, deadline))]
+            threads += [
+                threading.Thread(target=client_loop, args=(site, personas, tally, deadline))
+                for _ in range(args.clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.monotonic() - started
+        report(tally, seconds, args, database.engine)
+        log_text = (workdir / "site.log").read_text()
+        leaked = [s for s in control.secrets() if s and s in log_text]
+        print(
+            f"  site log           {len(log_text.splitlines()):8d} lines; "
+            f"{len(leaked)} of the sandbox's {len(control.secrets())} secrets in it"
+        )
+        problems = check_accounts(env, tally.signed_in)
+        print(
+            f"  accounts           {len(tally.signed_in):8d} people signed in; "
+            + ("each has one user and one active token" if not problems else "PROBLEMS:")
+        )
+        for problem in problems[:20]:
+            print(f"    {problem}")
 
 
 if __name__ == "__main__":

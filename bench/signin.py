@@ -29,9 +29,7 @@ import http.client
 import json
 import os
 import re
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,12 +39,12 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from cryptography.fernet import Fernet
 from oauthlib.oauth1 import Client as OAuth1Client
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import prepare_site, site_environment, start_gunicorn  # noqa: E402
 from tests.sandbox import SandboxControl, SandboxProcess  # noqa: E402
 
 CONSUMER_KEY, CONSUMER_SECRET = "sandbox-consumer-key", "sandbox-consumer-secret"
@@ -132,82 +130,6 @@ class Browser:
 
 
 # --- the site and the sandbox ----------------------------------------------------------
-
-
-def site_environment(workdir: Path, sandbox_url: str) -> dict[str, str]:
-    """Production settings on plain HTTP loopback, pointed at the sandbox."""
-    return {
-        **os.environ,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "STATIC_ROOT": str(workdir / "static"),
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "X_SANDBOX": "1",
-        "X_API_BASE_URL": sandbox_url,
-        "X_WEB_BASE_URL": sandbox_url,
-    }
-
-
-def prepare_site(env: dict[str, str]) -> None:
-    # collectstatic first: with DEBUG=0 the URLconf (loaded by migrate's checks)
-    # may look files up in the manifest.
-    for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-
-def wait_until_serving(site: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if send("GET", site + "/login/").status == 200:
-                return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"gunicorn did not start; see {log_path}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(env: dict[str, str], workers: int, log_path: Path) -> tuple:
-    port = free_port()
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "project.wsgi",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    site = f"http://127.0.0.1:{port}"
-    wait_until_serving(site, process, log_path)
-    return process, site, log
 
 
 def add_personas(control: SandboxControl, count: int) -> list[str]:
@@ -411,10 +333,15 @@ def main() -> None:
         workdir = Path(tmp)
         control = SandboxControl(sandbox.base_url)
         personas = add_personas(control, args.personas)
-        env = site_environment(workdir, sandbox.base_url)
+        env = site_environment(f"sqlite:///{workdir / 'bench.sqlite3'}", workdir, sandbox.base_url)
         prepare_site(env)
-        gunicorn, site, log = start_gunicorn(env, args.workers, workdir / "site.log")
-        try:
+        with start_gunicorn(
+            env,
+            ["project.wsgi", "--workers", str(args.workers)],
+            workdir / "site.log",
+            ready_path="/login/",
+            timeout=30,
+        ) as site:
             baseline = XBaseline(sandbox.base_url)
             for index in range(args.warmup):
                 measured_sign_in(site, baseline, personas[index % len(personas)])
@@ -425,10 +352,6 @@ def main() -> None:
                 site_seconds += result.total_ms / 1000
             rate = concurrent_rate(site, personas, args.count, args.concurrency)
             report(results, site_seconds, args, rate)
-        finally:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=10)
-            log.close()
         server_times(workdir / "site.log")
         check_log(workdir / "site.log", control)
 
