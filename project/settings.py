@@ -224,6 +224,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Password logins (the admin) are throttled by django-axes, per username+address.
+AXES_HANDLER = "project.throttling.PasswordLoginAxesHandler"
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours, as axes wants
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -165,3 +165,17 @@ def test_admin_and_site_pages_raise_no_policy_violation_in_chromium(page, live_s
 
     assert [p for p in problems if "Content Security Policy" in p] == []
     assert problems == []
+
+
+@pytest.mark.django_db
+def test_password_logins_are_logged_by_axes_and_x_sign_ins_are_not(x_sandbox, settings, staff):
+    from axes.models import AccessLog
+
+    from tests.test_signin_flows import point_site_at, sign_in
+
+    point_site_at(x_sandbox, settings)
+    assert attempt(PASSWORD).status_code == 302
+    assert list(AccessLog.objects.values_list("username", flat=True)) == ["ops"]
+
+    sign_in(Client(), persona="grace_hopper")
+    assert list(AccessLog.objects.values_list("username", flat=True)) == ["ops"]
