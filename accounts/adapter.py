@@ -24,7 +24,7 @@ from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 
-from accounts import signin
+from accounts import signin, x_client
 
 _thread = threading.local()
 
@@ -41,6 +41,7 @@ class XSignInSession(requests.Session):
         super().__init__()
         self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.hooks["response"].append(signin.raise_for_x_status)
+        x_client.read_environment_once(self)
 
     def request(self, *args, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", settings.X_HTTP_TIMEOUT)

@@ -6,6 +6,7 @@ exceptions the rest of the code can act on without knowing X's wire format.
 """
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -146,11 +147,26 @@ def api_url(path: str) -> str:
     return f"{settings.X_API_BASE_URL}{path}"
 
 
+def read_environment_once(session: requests.Session) -> requests.Session:
+    """Take proxy and CA settings from the environment now, not on every call.
+
+    With `trust_env` requests re-reads every environment variable for each request
+    (a measurable share of a sign-in); X's address is fixed, so its proxy, if any,
+    can be looked up once. HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply.
+    """
+    session.proxies.update(requests.utils.get_environ_proxies(settings.X_API_BASE_URL))
+    session.verify = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    )
+    session.trust_env = False
+    return session
+
+
 def _session() -> requests.Session:
     """One keep-alive session per thread: bulk jobs call X from a thread pool."""
     session = getattr(_local, "session", None)
     if session is None:
-        session = requests.Session()
+        session = read_environment_once(requests.Session())
         _local.session = session
     return session
 
