@@ -35,7 +35,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import Profile, TokenKind, XToken
-from accounts.profiles import apply_x_user
+from accounts.profiles import upsert_from_x
 from accounts.tokens import revoke_token, store_token
 from accounts.x_client import XRateLimited, XUser
 
@@ -416,9 +416,7 @@ def username_for(screen_name: str) -> str:
 @transaction.atomic
 def record_sign_in(user, sign_in: XSignIn) -> Profile:
     """Refresh the profile from X and keep the new token, encrypted, in XToken."""
-    profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
-    profile.sign_in_method = sign_in.kind
-    apply_x_user(profile, sign_in.x_user)
+    profile = upsert_from_x(user, sign_in.x_user, sign_in.kind)
     store_token(
         profile,
         sign_in.kind,

@@ -44,15 +44,41 @@ def store_token(
     expires_in: int | None = None,
     scopes: str = "",
 ) -> XToken:
-    """Keep the token X just issued for this profile and method, replacing any older one."""
-    token, _ = XToken.objects.get_or_create(profile=profile, kind=kind)
+    """Keep the token X just issued for this profile and method, replacing any older one.
+
+    One INSERT ... ON CONFLICT (profile, kind) DO UPDATE: the old token is replaced
+    without being read (and decrypted) first, and two sign-ins storing at once
+    cannot both insert. The returned instance holds what was written; created_at
+    and last_refreshed_at, which this call leaves alone, are not read back.
+    """
+    now = timezone.now()
+    token = XToken(
+        profile=profile,
+        kind=kind,
+        scopes=scopes,
+        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+        status=TokenStatus.ACTIVE,
+        last_error="",
+        last_checked_at=now,
+    )
     token.set_secrets(access_token, token_secret, refresh_token)
-    token.scopes = scopes
-    token.expires_at = timezone.now() + timedelta(seconds=expires_in) if expires_in else None
-    token.status = TokenStatus.ACTIVE
-    token.last_error = ""
-    token.last_checked_at = timezone.now()
-    token.save()
+    XToken.objects.bulk_create(
+        [token],
+        update_conflicts=True,
+        unique_fields=["profile", "kind"],
+        update_fields=[
+            "access_token",
+            "token_secret",
+            "refresh_token",
+            "token_hint",
+            "scopes",
+            "expires_at",
+            "status",
+            "last_error",
+            "last_checked_at",
+            "updated_at",
+        ],
+    )
     return token
 
 
