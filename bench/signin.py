@@ -44,7 +44,12 @@ from oauthlib.oauth1 import Client as OAuth1Client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import prepare_site, site_environment, start_gunicorn  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_reference_ms,
+    prepare_site,
+    site_environment,
+    start_gunicorn,
+)
 from tests.sandbox import SandboxControl, SandboxProcess  # noqa: E402
 
 CONSUMER_KEY, CONSUMER_SECRET = "sandbox-consumer-key", "sandbox-consumer-secret"
@@ -262,11 +267,17 @@ def report(results: list[SignIn], wall_seconds: float, args, concurrent_rate: fl
         + " ".join(f"{median:.1f}" for median in by_round)
         + f" ms (least disturbed round: {min(by_round):.1f} ms)"
     )
+    print(
+        "  CPU reference at the start of each round: "
+        + " ".join(f"{value:.1f}" for value in args.cpu_by_round[: len(by_round)])
+        + " ms (the same work each time; higher means the machine ran slower)"
+    )
     verdict = "meets" if site_median <= 20 else "MISSES"
     print(f"  site's own share at the median: {site_median:.1f} ms ({verdict} the 20 ms target)")
     print(
         f"  machine: {os.cpu_count()} CPUs, 1-minute load average {args.load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after (other work on the machine inflates every figure)"
+        f"{os.getloadavg()[0]:.1f} after; CPU reference {args.cpu_before:.1f} ms before, "
+        f"{cpu_reference_ms():.1f} ms after"
     )
 
 
@@ -325,6 +336,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
+    args.cpu_before = cpu_reference_ms()
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-signin-") as tmp,
@@ -346,7 +358,11 @@ def main() -> None:
             for index in range(args.warmup):
                 measured_sign_in(site, baseline, personas[index % len(personas)])
             results, site_seconds = [], 0.0
+            round_size = max(1, args.count // args.rounds)
+            args.cpu_by_round = []
             for index in range(args.count):
+                if index % round_size == 0:
+                    args.cpu_by_round.append(cpu_reference_ms())
                 result = measured_sign_in(site, baseline, personas[index % len(personas)])
                 results.append(result)
                 site_seconds += result.total_ms / 1000
