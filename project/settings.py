@@ -304,6 +304,8 @@ ADMIN_EXT_CLAIM_LEASE = env_int("ADMIN_EXT_CLAIM_LEASE", 60)
 # EXPORT_DIR (private, never served as media) and downloaded from the admin.
 EXPORT_XLSX_SYNC_LIMIT = env_int("EXPORT_XLSX_SYNC_LIMIT", 5000)
 EXPORT_DIR = Path(os.environ.get("EXPORT_DIR", BASE_DIR / "exports"))
+# Finished exports older than this are deleted by `manage.py prune_exports`.
+EXPORT_RETENTION_DAYS = env_int("EXPORT_RETENTION_DAYS", 7)
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
