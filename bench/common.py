@@ -19,9 +19,11 @@ What each script measures, and how it prints it, stays in that script.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,9 +171,6 @@ def cpu_reference_ms(repeat: int = 7) -> float:
     A shared host can run the same code twice as slowly for seconds at a time;
     printed beside a figure, this says on what kind of machine it was taken.
     """
-    import json
-    import statistics
-
     data = [
         {"id": index, "name": str(index) * 5, "pair": [index, index + 1]} for index in range(2000)
     ]

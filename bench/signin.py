@@ -18,7 +18,9 @@ is the baseline for time spent waiting on X, measured in the same run. Requests
 use http.client, so the client's own overhead stays out of the site's figure.
 The site's own share of a sign-in is its total minus the consent page (the person
 at X) minus that baseline.
-Target: <= 20 ms at the median on SQLite on this machine.
+Target: <= 20 ms at the median on SQLite on this machine. A fixed CPU workload is
+timed before, after and at the start of each round: on a shared host the same code
+can run twice as slowly for seconds at a time, and this shows when it did.
 
 Personas rotate, so the first round signs people up and later rounds sign them
 back in. Afterwards the gunicorn log is searched for every secret the sandbox issued.
