@@ -145,6 +145,23 @@ def test_reset_restores_a_fresh_sandbox(x_sandbox: SandboxControl) -> None:
     assert x_sandbox.config()["rate_limit"] == 75
 
 
+def test_a_call_still_in_flight_at_reset_stays_out_of_the_new_call_log(
+    x_sandbox: SandboxControl,
+) -> None:
+    # The next test's log must not show a call the previous test left waiting on a delay.
+    x_sandbox.fault(VERIFY, delay_ms=500)
+    auth = oauth1_auth(x_sandbox)
+    with ThreadPoolExecutor(1) as pool:
+        slow_call = pool.submit(http.get, x_sandbox.base_url + VERIFY, auth=auth)
+        time.sleep(0.2)
+        x_sandbox.reset()
+        # It finishes after the reset, which forgot the token it was signed with.
+        assert slow_call.result().status_code == 401
+    assert x_sandbox.calls() == []
+    assert http.get(x_sandbox.base_url + "/nowhere").status_code == 404
+    assert [(c["path"], c["status"]) for c in x_sandbox.calls()] == [("/nowhere", 404)]
+
+
 def test_config_changes_the_rate_limit(x_sandbox: SandboxControl) -> None:
     x_sandbox.config(rate_limit=2)
     auth = oauth1_auth(x_sandbox)

@@ -67,20 +67,21 @@ class SandboxApp:
         if is_control:
             response = self._handle(request)
         else:
-            response = self._handle_like_x(request)
-            self.sandbox.record_call(request.method, request.path, response.status)
+            arrived_in = self.sandbox.generation
+            response = self._handle_like_x(request, arrived_in)
+            self.sandbox.record_call(request.method, request.path, response.status, arrived_in)
         self._add_rate_headers(response)
         headers = [("Content-Type", response.content_type), *response.headers]
         start_response(response.status_line(), headers)
         return [response.body]
 
-    def _handle_like_x(self, request: Request) -> Response:
+    def _handle_like_x(self, request: Request, arrived_in: int) -> Response:
         """An X call: fixed latency (not for avatars), then any armed fault, then the handler."""
         latency_ms = self.sandbox.config.latency_ms
         if latency_ms and not request.path.startswith(IMAGE_PREFIX):
             time.sleep(latency_ms / 1000)
         fault = self.sandbox.take_fault(request.path)
-        injected = self._apply_fault(request, fault) if fault else None
+        injected = self._apply_fault(request, fault, arrived_in) if fault else None
         return injected or self._handle(request)
 
     def _handle(self, request: Request) -> Response:
@@ -89,12 +90,12 @@ class SandboxApp:
         except Rejected as rejected:
             return rejected.response
 
-    def _apply_fault(self, request: Request, fault: Fault) -> Response | None:
+    def _apply_fault(self, request: Request, fault: Fault, arrived_in: int) -> Response | None:
         """Sleep, drop the connection, or answer with the injected error status."""
         if fault.delay_ms:
             time.sleep(fault.delay_ms / 1000)
         if fault.drop:
-            self.sandbox.record_call(request.method, request.path, None)
+            self.sandbox.record_call(request.method, request.path, None, arrived_in)
             raise DropConnection
         if fault.status is None:
             return None

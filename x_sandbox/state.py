@@ -122,9 +122,13 @@ class Sandbox:
     def __init__(self, config: AppConfig) -> None:
         self._defaults = config
         self._lock = threading.Lock()
+        self.generation = 0
         self._reset_unlocked()
 
     def _reset_unlocked(self) -> None:
+        # Calls still in flight when the state is reset belong to the old state;
+        # see record_call.
+        self.generation += 1
         self.config = AppConfig(
             **{**vars(self._defaults), "callbacks": list(self._defaults.callbacks)}
         )
@@ -411,8 +415,15 @@ class Sandbox:
                     return fault
             return None
 
-    def record_call(self, method: str, path: str, status: int | None) -> None:
+    def record_call(self, method: str, path: str, status: int | None, generation: int) -> None:
+        """Log a call, unless the state was reset since it arrived (`generation`).
+
+        A call held up by a delay fault finishes long after the test that armed
+        the fault; without this it would turn up in the next test's call log.
+        """
         with self._lock:
+            if generation != self.generation:
+                return
             self.calls.append({"method": method, "path": path, "status": status, "at": self.now()})
 
     def call_log(self) -> list[dict[str, Any]]:
