@@ -41,7 +41,7 @@ class XSignInSession(requests.Session):
         super().__init__()
         self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.hooks["response"].append(signin.raise_for_x_status)
-        x_client.read_environment_once(self)
+        x_client.configure_session(self)
 
     def request(self, *args, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", settings.X_HTTP_TIMEOUT)

@@ -17,6 +17,8 @@ import requests
 from django.conf import settings
 from requests_oauthlib import OAuth1
 
+from accounts.x_transport import KeepAliveTransport
+
 logger = logging.getLogger(__name__)
 
 V2_USER_FIELDS = (
@@ -147,18 +149,23 @@ def api_url(path: str) -> str:
     return f"{settings.X_API_BASE_URL}{path}"
 
 
-def read_environment_once(session: requests.Session) -> requests.Session:
-    """Take proxy and CA settings from the environment now, not on every call.
+def configure_session(session: requests.Session) -> requests.Session:
+    """Set up a requests session for calls to X: environment read once, lean transport.
 
     With `trust_env` requests re-reads every environment variable for each request
     (a measurable share of a sign-in); X's address is fixed, so its proxy, if any,
     can be looked up once. HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply.
+    The session must stay in one thread: its transport keeps that thread's
+    connections to X (see accounts.x_transport).
     """
     session.proxies.update(requests.utils.get_environ_proxies(settings.X_API_BASE_URL))
     session.verify = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     )
     session.trust_env = False
+    transport = KeepAliveTransport()
+    session.mount("https://", transport)
+    session.mount("http://", transport)
     return session
 
 
@@ -166,7 +173,7 @@ def _session() -> requests.Session:
     """One keep-alive session per thread: bulk jobs call X from a thread pool."""
     session = getattr(_local, "session", None)
     if session is None:
-        session = read_environment_once(requests.Session())
+        session = configure_session(requests.Session())
         _local.session = session
     return session
 
