@@ -2,9 +2,13 @@
 login throttling (django-axes, per username and address)."""
 
 import pytest
+from csp.exceptions import CSPNonceError
+from csp.middleware import CSPMiddleware
 from django.contrib.auth import get_user_model
+from django.http import HttpResponse
 from django.test import Client
 
+from project.middleware import ContentSecurityPolicyMiddleware
 from project.throttling import client_ip
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -50,6 +54,33 @@ def test_sign_in_form_may_redirect_to_x_and_nowhere_else(client, settings):
 
     assert sorted(directives["form-action"]) == ["'self'", "https://api.x.com", "https://x.com"]
     assert "https://api.x.com" not in directives["img-src"]
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_the_policy_built_once_is_the_one_django_csp_builds_each_time(rf, settings, sandbox):
+    settings.X_SANDBOX = sandbox
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = (
+        "http://127.0.0.1:8001" if sandbox else "https://api.x.com"
+    )
+    middleware = ContentSecurityPolicyMiddleware(lambda request: HttpResponse())
+
+    reused = middleware.process_response(rf.get("/"), HttpResponse())
+    built = CSPMiddleware.process_response(middleware, rf.get("/"), HttpResponse())
+
+    assert reused["Content-Security-Policy"] == built["Content-Security-Policy"]
+    assert ("http://127.0.0.1:8001" in csp_directives(reused)["img-src"]) is sandbox
+
+
+def test_a_nonce_asked_for_after_the_policy_was_written_is_an_error(rf):
+    """A nonce the header no longer carries would make the browser refuse the script."""
+    middleware = ContentSecurityPolicyMiddleware(lambda request: HttpResponse())
+    request = rf.get("/")
+    middleware.process_request(request)
+
+    middleware.process_response(request, HttpResponse())
+
+    with pytest.raises(CSPNonceError):
+        str(request.csp_nonce)
 
 
 @pytest.mark.django_db
