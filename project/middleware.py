@@ -113,7 +113,8 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if self._has_own_policy(request, response):
             return super().process_response(request, response)
-        excluded = settings.CONTENT_SECURITY_POLICY.get("EXCLUDE_URL_PREFIXES") or ()
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None) or {}
+        excluded = policy.get("EXCLUDE_URL_PREFIXES") or ()
         if HEADER not in response and not request.path_info.startswith(tuple(excluded)):
             response[HEADER] = _policy_from_settings(
                 settings.X_API_BASE_URL, settings.X_WEB_BASE_URL, settings.X_SANDBOX
