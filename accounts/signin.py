@@ -356,13 +356,21 @@ def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> Non
 
     allauth keys accounts by (provider, uid), so OAuth 2.0 after OAuth 1.0a would
     otherwise make a second user; the X user id on the profile is the real key.
+    Another browser of the same person may link this X account between allauth's
+    lookup and ours (two tabs finishing the same sign-in); then its link is used.
     """
     if is_known(sociallogin):
         return
     x_user_id = attached(sociallogin).x_user.id
     profile = Profile.objects.select_related("user").filter(x_user_id=x_user_id).first()
-    if profile is not None:
-        sociallogin.connect(request, profile.user)
+    if profile is None:
+        return
+    try:
+        with transaction.atomic():
+            sociallogin.connect(request, profile.user)
+    except IntegrityError:
+        logger.info("X sign-in joined a simultaneous link of profile %s", profile.pk)
+        _adopt(sociallogin, profile.user)
 
 
 def sign_up(sociallogin: SocialLogin, save_user: Callable[[], Any]) -> Any:
@@ -393,7 +401,7 @@ def sign_up(sociallogin: SocialLogin, save_user: Callable[[], Any]) -> Any:
 
 
 def _adopt(sociallogin: SocialLogin, user) -> None:
-    """Point a sign-in whose own sign-up lost the race at the user that won it."""
+    """Point a sign-in whose own sign-up or link lost a race at the account that won it."""
     account = sociallogin.account
     SocialAccount.objects.get_or_create(
         provider=account.provider,
