@@ -1,9 +1,10 @@
 """The transport under our requests sessions to X: one kept-alive connection per host.
 
 requests hands each call to urllib3, whose pool manager, retry and timeout objects
-and response wrapper cost about 0.85 ms a call on this project's machines, more than
-the round trip to the X sandbox itself, and a sign-in makes three calls. Our calls go
-to one or two fixed hosts from a session that belongs to one thread, so a single
+and response wrapper are a good part of the 0.5 to 1 ms that a call through requests
+costs here on top of the same call over plain http.client; a sign-in makes three
+calls (measured with this transport: 40.4 -> 37.7 ms per sign-in). Our calls go to
+one or two fixed hosts from a session that belongs to one thread, so a single
 http.client connection per host does all the pooling needed.
 
 Everything above the socket stays requests': preparing the request, OAuth signing,

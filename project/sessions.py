@@ -15,6 +15,7 @@ Expiry, UpdateError on a session deleted meanwhile (SessionMiddleware then answe
 The table, the model and `clearsessions` are Django's.
 """
 
+from contextlib import nullcontext
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -61,11 +62,9 @@ class SessionStore(DatabaseSessionStore):
         a savepoint needed, so that a failed INSERT does not break that transaction.
         """
         connection = connections[self._using]
-        if connection.in_atomic_block:
-            with transaction.atomic(using=self._using), connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.rowcount
-        with connection.cursor() as cursor:
+        in_transaction = connection.in_atomic_block
+        savepoint = transaction.atomic(using=self._using) if in_transaction else nullcontext()
+        with savepoint, connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
 

@@ -13,6 +13,13 @@ from project.sessions import SessionStore
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def saved_session(**data) -> SessionStore:
+    session = SessionStore()
+    session.update(data)
+    session.save()
+    return session
+
+
 def test_a_saved_session_loads_in_another_store():
     session = SessionStore()
     session["greeting"] = "hello"
@@ -27,9 +34,7 @@ def test_a_saved_session_loads_in_another_store():
 
 
 def test_saving_again_changes_the_same_row():
-    session = SessionStore()
-    session["step"] = 1
-    session.save()
+    session = saved_session(step=1)
     session["step"] = 2
     session.save()
 
@@ -38,9 +43,7 @@ def test_saving_again_changes_the_same_row():
 
 
 def test_an_expired_session_reads_as_empty_and_gets_a_new_key_when_saved():
-    session = SessionStore()
-    session["secret"] = "kept"
-    session.save()
+    session = saved_session(secret="kept")
     old_key = session.session_key
     Session.objects.filter(session_key=old_key).update(
         expire_date=timezone.now() - timedelta(seconds=1)
@@ -58,9 +61,7 @@ def test_an_unknown_key_reads_as_empty():
 
 
 def test_tampered_data_reads_as_empty():
-    session = SessionStore()
-    session["is_staff"] = False
-    session.save()
+    session = saved_session(is_staff=False)
     Session.objects.filter(session_key=session.session_key).update(session_data="forged:data")
 
     assert "is_staff" not in SessionStore(session.session_key)
@@ -68,9 +69,7 @@ def test_tampered_data_reads_as_empty():
 
 def test_saving_a_session_deleted_meanwhile_raises_update_error():
     """What SessionMiddleware turns into "session interrupted" instead of resurrecting it."""
-    session = SessionStore()
-    session["cart"] = 1
-    session.save()
+    session = saved_session(cart=1)
     SessionStore(session.session_key).delete()
 
     session["cart"] = 2
@@ -80,9 +79,7 @@ def test_saving_a_session_deleted_meanwhile_raises_update_error():
 
 
 def test_creating_with_a_taken_key_raises_create_error_and_keeps_the_other_session():
-    first = SessionStore()
-    first["owner"] = "first"
-    first.save()
+    first = saved_session(owner="first")
     second = SessionStore(first.session_key)
     second._session_cache = {"owner": "second"}
 
@@ -105,9 +102,7 @@ def test_a_failed_create_inside_a_transaction_leaves_the_transaction_usable():
 
 
 def test_cycle_key_moves_the_data_and_deletes_the_old_row():
-    session = SessionStore()
-    session["user"] = "42"
-    session.save()
+    session = saved_session(user="42")
     old_key = session.session_key
 
     session.cycle_key()
@@ -118,9 +113,7 @@ def test_cycle_key_moves_the_data_and_deletes_the_old_row():
 
 
 def test_flush_deletes_the_row():
-    session = SessionStore()
-    session["user"] = "42"
-    session.save()
+    session = saved_session(user="42")
     key = session.session_key
 
     session.flush()

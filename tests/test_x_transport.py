@@ -84,7 +84,7 @@ def test_a_connection_x_closed_is_replaced_not_failed(settings):
         assert len(SandboxControl(second.base_url).calls()) == calls_before + 1
 
 
-def test_a_refused_connection_is_a_connection_error(x_sandbox):
+def test_a_refused_connection_is_a_connection_error():
     session = session_with_transport()
     closed = SandboxProcess().start()
     url = closed.base_url + "/_sandbox/config"
