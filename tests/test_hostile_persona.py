@@ -21,6 +21,7 @@ from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Profile, TokenKind
+from admin_ext.models import BulkJob
 from tests.test_admin_actions import messages_of, post_action
 from tests.test_admin_support import sign_in as issue_sign_in
 from tests.test_export_admin import body, export
@@ -186,6 +187,20 @@ def test_staff_check_refresh_and_export_the_hostile_account(client, boss, x_sand
 
     row = stored()
     assert row["followers_count"] == MAX_COUNT and unsafe_in(row["description"]) == []
+    pages = [
+        "/admin/",
+        PROFILES,
+        reverse("admin:accounts_profile_change", args=[token.profile_id]),
+        reverse("admin:admin_ext_auditevent_changelist"),
+        *(
+            reverse("admin:admin_ext_bulkjob_change", args=[pk])
+            for pk in BulkJob.objects.values_list("pk", flat=True)
+        ),
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert unsafe_in(response.content.decode()) == [], url
     for export_format in ("csv", "xlsx", "json"):
         text = export_text(client, export_format)
         assert "Harry <b>Hostile</b>[2Jlmth.exe" in text
@@ -206,7 +221,7 @@ def store_hostile_row() -> Profile:
     nul = "\x00" if connection.vendor == "sqlite" else ""
     Profile.objects.filter(user=user).update(
         x_user_id="2000000666",
-        screen_name="mallory",
+        screen_name="mal\u202elory\x1b" + nul,
         name=HOSTILE_NAME + nul,
         location="\u2066isolated\u2069\x07" + nul,
         url="javascript:alert(document.cookie)",
@@ -220,7 +235,12 @@ def store_hostile_row() -> Profile:
 @pytest.mark.django_db
 def test_pages_show_a_stored_hostile_row_safely(client, boss):
     profile = store_hostile_row()
+    checked = post_action(client, PROFILES, "check_tokens", [profile.pk])
+    [message] = messages_of(client.get(checked["Location"]))
+    assert message.startswith("Check: 0 ok, 1 failed") and "@mallory" in message
     pages = [
+        reverse("admin:admin_ext_bulkjob_change", args=[BulkJob.objects.get().pk]),
+        reverse("admin:admin_ext_auditevent_changelist"),
         PROFILES,
         PROFILES + "?q=mallory",
         reverse("admin:accounts_profile_change", args=[profile.pk]),
