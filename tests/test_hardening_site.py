@@ -326,7 +326,8 @@ urlpatterns = [
     path("test-broken/", broken),
     *site_urls.urlpatterns,
 ]
-handler500 = site_urls.handler500
+# The site's 500 handler, or Django's default when the site names none.
+handler500 = getattr(site_urls, "handler500", "django.views.defaults.server_error")
 
 
 def looks_like_the_site(html: str) -> bool:
