@@ -430,3 +430,27 @@ def test_the_500_page_survives_a_missing_static_manifest(production, tmp_path):
     html = response.content.decode()
     assert "Something went wrong" in html
     assert '<link rel="stylesheet" href="/static/css/site.css">' in html
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize(
+    ("path", "status", "heading"),
+    [
+        ("/no-such-page/", 404, "There is no page here"),
+        ("/test-forbidden/", 403, "You are not allowed to do that"),
+        ("/test-broken/", 500, "Something went wrong"),
+    ],
+)
+def test_error_pages_look_like_the_site_in_chromium(page, live_server, path, status, heading):
+    response = page.goto(live_server.url + path)
+
+    assert response.status == status
+    assert page.locator("h1").inner_text() == heading
+    assert settings.SITE_NAME in page.title()
+    # Both stylesheets were served and applied: the header row is a flex row
+    # (site.css) and the card is centred (accounts.css).
+    assert page.locator(".header-row").evaluate("el => getComputedStyle(el).display") == "flex"
+    assert page.locator(".auth-card").evaluate("el => getComputedStyle(el).textAlign") == "center"
+    assert page.get_by_role("link", name="Home").is_visible()
