@@ -260,8 +260,10 @@ X_SANDBOX = env_bool(
     "X_SANDBOX",
     DEBUG and not (X_CONSUMER_KEY or X_CONSUMER_SECRET or X_CLIENT_ID or X_CLIENT_SECRET),
 )
-if not DEBUG and not X_SANDBOX and not (
-    (X_CONSUMER_KEY and X_CONSUMER_SECRET) or (X_CLIENT_ID and X_CLIENT_SECRET)
+if (
+    not DEBUG
+    and not X_SANDBOX
+    and not ((X_CONSUMER_KEY and X_CONSUMER_SECRET) or (X_CLIENT_ID and X_CLIENT_SECRET))
 ):
     refuse_to_start(
         "no X credentials are set and DEBUG is off; set X_CONSUMER_KEY and X_CONSUMER_SECRET "
