@@ -18,14 +18,13 @@ from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registe
 from allauth.socialaccount.models import SocialApp, SocialToken
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten
+from django.contrib.admin.utils import flatten, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -42,6 +41,7 @@ from admin_ext.actions import (
     selection_of_profiles,
     selection_of_tokens,
 )
+from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
@@ -101,20 +101,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # Profiles -------------------------------------------------------------------------------
 
 
-class CurrentTokenKindFilter(admin.SimpleListFilter):
+class CurrentTokenKindFilter(ChoiceListFilter):
     title = "current token kind"
     parameter_name = "token_kind"
 
     def lookups(self, request, model_admin):
         return TokenKind.choices
 
-    def queryset(self, request, queryset):
-        if self.value() in TokenKind.values:
-            return queryset.filter(current_kind=self.value())
-        return queryset
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        return queryset.filter(current_kind=value)
 
 
-class ExpiresWithinHourFilter(admin.SimpleListFilter):
+class ExpiresWithinHourFilter(ChoiceListFilter):
     """Tokens X will refuse within the hour (or already does): refresh candidates."""
 
     title = "token expiry"
@@ -125,9 +123,7 @@ class ExpiresWithinHourFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [("1h", "Expires within 1 h")]
 
-    def queryset(self, request, queryset):
-        if self.value() != "1h":
-            return queryset
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
         return queryset.filter(
             **{f"{self.expiry_field}__lte": timezone.now() + EXPIRY_WINDOW}
         ).exclude(**{self.status_field: TokenStatus.REVOKED})
@@ -433,18 +429,8 @@ class BulkJobAdmin(ReadOnlyAdmin):
     readonly_fields = flatten(fields)
     change_form_template = "admin/admin_ext/bulkjob/change_form.html"
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        """Whoever may run token actions may follow the jobs they start."""
-        return super().has_view_permission(request, obj) or may_run_token_actions(request)
-
     def has_resume_permission(self, request: HttpRequest) -> bool:
         return may_run_token_actions(request)
-
-    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        resuming = request.method == "POST" and request.POST.get("action") == "resume_jobs"
-        if resuming and not may_run_token_actions(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -476,17 +462,23 @@ class BulkJobAdmin(ReadOnlyAdmin):
         )
         return [progress, *super().get_urls()]
 
+    def viewable_job(self, request: HttpRequest, object_id: str) -> BulkJob:
+        """The job, for staff with the job model's view permission; 404 for an id
+        that names no job (`abc` included)."""
+        job = self.get_object(request, unquote(object_id))
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        if job is None:
+            raise Http404("No such job.")
+        return job
+
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The job page's live progress bar polls this."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(BulkJob, pk=object_id)
+        job = self.viewable_job(request, object_id)
         return JsonResponse(jobs.job_progress(job).as_dict())
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(BulkJob, pk=object_id)
+        job = self.viewable_job(request, object_id)
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")
         if status in ItemStatus.values:
@@ -502,6 +494,9 @@ class BulkJobAdmin(ReadOnlyAdmin):
             "item_status": status,
             "item_statuses": ItemStatus.choices,
             "action_label": TokenAction(job.action).label,
+            # Who the accounts are is profile data: staff who may not view profiles
+            # follow a job by its counts and outcomes only.
+            "show_accounts": request.user.has_perm("accounts.view_profile"),
         }
         return super().change_view(request, object_id, form_url, context)
 
@@ -581,3 +576,7 @@ class SocialAppAdmin(ReadOnlyAdmin):
     list_display = ("name", "provider", "client_id")
     fields = ("name", "provider", "provider_id", "client_id")
     readonly_fields = flatten(fields)
+
+
+# Last, once every app has registered its models: the rules every admin page obeys.
+guard_every_admin(admin.site)
