@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 
 from allauth.socialaccount.models import SocialAccount
 from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.signals import pre_delete
 from django.dispatch import Signal, receiver
 from django.utils import timezone
@@ -98,6 +99,14 @@ class Grant:
     def is_readable(self) -> bool:
         values = (self.access_token, self.token_secret, self.refresh_token)
         return not any(crypto.is_unreadable(v) for v in (*values, *self.earlier_access_tokens))
+
+
+def grants_held(tokens: QuerySet[XToken]) -> int:
+    """How many of these token rows still hold a grant (what deleting them will revoke).
+
+    An empty secret is stored as "" (never encrypted), so this needs no decryption.
+    """
+    return tokens.exclude(access_token="", refresh_token="", earlier_access_tokens="").count()
 
 
 def grant_of(token: XToken) -> Grant:
