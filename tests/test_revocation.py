@@ -18,10 +18,12 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from accounts import x_client
 from accounts.models import PendingRevocation, TokenKind, TokenStatus, XToken
 from accounts.revocation import end_grant, end_token_grant, retry_due_revocations
+from accounts.tasks import retry_pending_revocations as retry_pending_revocations_task
 from accounts.tokens import refresh_token, revoke_token, store_token
 from accounts.x_client import XTokenInvalid
 from admin_ext import jobs
@@ -385,3 +387,32 @@ def test_pending_revocations_are_counted_on_the_dashboard_and_listed_masked(
     assert f"OAuth 2.0 …{token.access_token[-4:]}" in listing
     for secret in (token.access_token, token.refresh_token):
         assert secret not in listing + detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_job_workers_retry_pending_revocations_with_backoff(x_sandbox):
+    token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH1)
+    x_sandbox.fault("/1.1/oauth/invalidate_token", status=401, times=2)
+    assert not end_token_grant(token, "test").ok
+    [pending] = waiting()
+    first_wait = pending.next_attempt_at - timezone.now()
+    assert timedelta(seconds=50) < first_wait <= timedelta(minutes=1)
+    scheduled = DBTaskResult.objects.filter(task_path=retry_pending_revocations_task.module_path)
+    assert scheduled.filter(status="READY").count() == 1
+
+    def worker_runs_when_due() -> None:
+        all_due()
+        scheduled.filter(status="READY").update(run_after=timezone.now())
+        call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+    worker_runs_when_due()  # X still refuses: the wait doubles, a next run is scheduled
+    pending.refresh_from_db()
+    assert pending.resolved_at is None and pending.attempts == 2
+    assert pending.next_attempt_at - timezone.now() > timedelta(seconds=110)
+    assert access_token_is_live(x_sandbox, token.access_token)
+
+    worker_runs_when_due()
+    pending.refresh_from_db()
+    assert pending.resolved_at is not None
+    assert not access_token_is_live(x_sandbox, token.access_token)
+    assert not scheduled.filter(status="READY").exists(), "nothing left to retry"
