@@ -57,10 +57,10 @@ LONGEST_WAIT = timedelta(hours=6)
 # A retry claims a row for this long, so two workers never revoke the same grant at
 # once; a worker that dies mid-call leaves the row due again after it.
 CLAIM_SECONDS = 120
-# After a deletion commits, at most this many grants per INLINE_WINDOW_SECONDS are
-# revoked while the person waits; the rest are left to the workers.
-INLINE_AFTER_COMMIT = 10
-INLINE_WINDOW_SECONDS = 10
+# After a deletion commits, a thread spends at most this long per window calling X
+# while the person waits; the rest is left to the workers.
+INLINE_BUDGET_SECONDS = 5
+INLINE_WINDOW_SECONDS = 30
 DELETED_REASON = "token deleted (admin, cascade, shell or command)"
 _deletion_reason: contextvars.ContextVar[str] = contextvars.ContextVar(
     "deletion_reason", default=DELETED_REASON
@@ -166,6 +166,8 @@ def end_grant(
             message=f"{outcome.message} Kept to revoke later (pending revocation #{pending.pk}).",
             pending_revocation_id=pending.pk,
         )
+    elif token is not None:
+        resolve_waiting_for_token(token, outcome.message)
     _announce(outcome, reason, grant.kind, profile=profile)
     return outcome
 
@@ -503,19 +505,29 @@ def _after_commit(pk: int) -> None:
 
 
 def _attempt_soon(pk: int) -> None:
-    """Try X as soon as the deletion commits: the first few grants of a burst right
-    here, the rest by a worker, so deleting many users does not wait on X."""
+    """Try X as soon as the deletion commits, within a time budget per thread.
+
+    Deleting one person revokes their grants while staff wait (a few milliseconds
+    each); deleting thousands, or X hanging until the timeout, would make them wait
+    far too long, so once INLINE_BUDGET_SECONDS of calls were spent in the last
+    INLINE_WINDOW_SECONDS the rest is left to the workers (already scheduled).
+    """
     now = time.monotonic()
-    recent = [t for t in getattr(_recent_inline, "times", []) if now - t < INLINE_WINDOW_SECONDS]
-    if len(recent) >= INLINE_AFTER_COMMIT:
-        _recent_inline.times = recent
-        return  # queue_revocation already scheduled a worker run
-    _recent_inline.times = [*recent, now]
+    spent = [(end, took) for end, took in _spent_inline() if now - end < INLINE_WINDOW_SECONDS]
+    _recent_inline.spent = spent
+    if sum(took for _, took in spent) >= INLINE_BUDGET_SECONDS:
+        return
     try:
         attempt_pending(pk)
     except Exception:
         # The grant is safe in the pending list; a worker or cron retries it.
         logger.exception("Pending revocation %s: first attempt failed", pk)
+    finished = time.monotonic()
+    spent.append((finished, finished - now))
+
+
+def _spent_inline() -> list[tuple[float, float]]:
+    return getattr(_recent_inline, "spent", [])
 
 
 def _schedule_retries() -> None:
