@@ -61,6 +61,8 @@ CLAIM_SECONDS = 120
 # while the person waits; the rest is left to the workers.
 INLINE_BUDGET_SECONDS = 5
 INLINE_WINDOW_SECONDS = 30
+REVOKED_MESSAGE = "Revoked at X."
+ALREADY_GONE_MESSAGE = "X no longer knew this token."
 DELETED_REASON = "token deleted (admin, cascade, shell or command)"
 _deletion_reason: contextvars.ContextVar[str] = contextvars.ContextVar(
     "deletion_reason", default=DELETED_REASON
@@ -206,14 +208,12 @@ def _revoke_oauth1(grant: Grant) -> tuple[Outcome, Grant]:
     try:
         x_client.revoke_oauth1(grant.access_token, grant.token_secret)
     except XTokenInvalid:
-        return Outcome(True, TokenStatus.REVOKED, "X no longer knew this token.", 200), Grant(
-            grant.kind
-        )
+        return Outcome(True, TokenStatus.REVOKED, ALREADY_GONE_MESSAGE, 200), Grant(grant.kind)
     except XRateLimited as limited:
         raise RevokeRateLimited(limited, grant) from limited
     except XError as error:
         return _refused(error), grant
-    return Outcome(True, TokenStatus.REVOKED, "Revoked at X.", 200), Grant(grant.kind)
+    return Outcome(True, TokenStatus.REVOKED, REVOKED_MESSAGE, 200), Grant(grant.kind)
 
 
 def _revoke_oauth2(grant: Grant) -> tuple[Outcome, Grant]:
@@ -233,7 +233,7 @@ def _revoke_oauth2(grant: Grant) -> tuple[Outcome, Grant]:
         except XError as error:
             return _refused(error), remaining
         remaining = _without(remaining, slot, value)
-    return Outcome(True, TokenStatus.REVOKED, "Revoked at X.", 200), remaining
+    return Outcome(True, TokenStatus.REVOKED, REVOKED_MESSAGE, 200), remaining
 
 
 def _without(grant: Grant, slot: str, value: str) -> Grant:

@@ -229,7 +229,11 @@ def _revoke_locked(token: XToken) -> Outcome:
             outcome.http_status,
             pending.pk,
         )
-    message = f"{outcome.message} Deleted here."
+    message = (
+        "X no longer knew this token; deleted here."
+        if outcome.message == revocation.ALREADY_GONE_MESSAGE
+        else "Revoked at X and deleted here."
+    )
     token.wipe_secrets()
     token.status = TokenStatus.REVOKED
     token.last_error = ""
