@@ -8,6 +8,11 @@ relies on:
   invalid (or expired, when its expiry has passed) but keeps the profile;
 - 5xx, timeouts and dropped connections mark it "error" and change nothing else;
 - 429 is raised to the caller (XRateLimited), which decides whether to wait;
+- a revoke counts only when X confirmed it (accounts.revocation decides what X's
+  answers mean); a token X did not confirm revoked is kept and also queued as a
+  pending revocation, retried until X confirms;
+- a token no configured key decrypts is marked "unreadable" and its ciphertext left
+  untouched, never sent to X;
 - a refresh holds the row lock while it talks to X, so two refreshes of the same
   single-use refresh token cannot both reach X: the second sees the new pair.
 """
