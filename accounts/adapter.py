@@ -24,7 +24,7 @@ from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 
-from accounts import signin, x_client
+from accounts import signin, x_client, x_values
 
 _thread = threading.local()
 
@@ -81,6 +81,22 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             if client_id in (None, app.client_id):
                 apps.append(app)
         return apps
+
+    def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict):
+        """allauth's user fields and its copy of X's answer, cleaned as the profile is.
+
+        allauth has just copied X's answer into the SocialAccount it will save (and
+        update on every sign-in): a NUL in it fails that save on PostgreSQL, after X
+        issued a grant. An id that is not X's kind of id is refused, never repaired.
+        """
+        account = sociallogin.account
+        try:
+            x_values.x_user_id(account.uid)
+        except ValueError as exc:
+            self.on_authentication_error(request, account.get_provider(request), exception=exc)
+        account.extra_data = x_values.clean_json(account.extra_data)
+        fields = {name: x_values.clean_text(value) for name, value in data.items()}
+        return super().populate_user(request, sociallogin, fields)
 
     def get_requests_session(self) -> requests.Session:
         """The session allauth's sign-in calls to X use: kept alive, our timeout, X's statuses."""

@@ -15,7 +15,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from accounts import crypto
+from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
 
 SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_access_tokens")
@@ -71,6 +71,18 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.screen_name}" if self.screen_name else f"{self.user}'s profile"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        """A profile as loaded, its values from X made safe to show (Django's loading hook).
+
+        Values from X are cleaned before they are stored, but rows written earlier
+        may hold anything X sent; cleaning on load covers every page that shows a
+        profile (the person's own, the admin's) without each having to remember.
+        """
+        profile = super().from_db(db, field_names, values)
+        x_values.clean_loaded_profile(profile, field_names)
+        return profile
 
     @property
     def x_profile_url(self) -> str:

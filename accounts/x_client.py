@@ -11,12 +11,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import requests
 from django.conf import settings
 from requests_oauthlib import OAuth1
 
+from accounts import x_values
 from accounts.x_transport import KeepAliveTransport
 
 logger = logging.getLogger(__name__)
@@ -108,47 +108,71 @@ class XUser:
 
     @classmethod
     def from_v1(cls, data: dict) -> "XUser":
-        created = data.get("created_at")
+        """X's v1.1 user object, every value normalised (accounts.x_values)."""
+        data = _user_object(data)
         return cls(
-            id=str(data.get("id_str") or data["id"]),
-            screen_name=data.get("screen_name") or "",
-            name=data.get("name") or "",
-            location=data.get("location") or "",
-            url=data.get("url") or "",
-            description=data.get("description") or "",
-            profile_image_url=data.get("profile_image_url_https")
-            or data.get("profile_image_url")
-            or "",
-            followers_count=int(data.get("followers_count") or 0),
-            following_count=int(data.get("friends_count") or 0),
-            tweet_count=int(data.get("statuses_count") or 0),
-            listed_count=int(data.get("listed_count") or 0),
-            protected=bool(data.get("protected")),
-            verified=bool(data.get("verified")),
-            created_at=parsedate_to_datetime(created) if created else None,
-            email=data.get("email") or "",
+            id=_user_id(data.get("id_str") or data.get("id")),
+            screen_name=x_values.profile_text("screen_name", data.get("screen_name")),
+            name=x_values.profile_text("name", data.get("name")),
+            location=x_values.profile_text("location", data.get("location")),
+            url=x_values.profile_url("url", data.get("url")),
+            description=x_values.profile_text("description", data.get("description")),
+            profile_image_url=x_values.profile_url(
+                "profile_image_url",
+                data.get("profile_image_url_https") or data.get("profile_image_url"),
+            ),
+            followers_count=x_values.profile_count("followers_count", data.get("followers_count")),
+            following_count=x_values.profile_count("following_count", data.get("friends_count")),
+            tweet_count=x_values.profile_count("tweet_count", data.get("statuses_count")),
+            listed_count=x_values.profile_count("listed_count", data.get("listed_count")),
+            protected=x_values.flag(data.get("protected")),
+            verified=x_values.flag(data.get("verified")),
+            created_at=x_values.v1_date(data.get("created_at")),
+            email=x_values.clean_text(data.get("email")),
         )
 
     @classmethod
     def from_v2(cls, data: dict) -> "XUser":
-        metrics = data.get("public_metrics") or {}
-        created = data.get("created_at")
+        """X's v2 user object, every value normalised (accounts.x_values)."""
+        data = _user_object(data)
+        metrics = data.get("public_metrics")
+        metrics = metrics if isinstance(metrics, dict) else {}
         return cls(
-            id=str(data["id"]),
-            screen_name=data.get("username") or "",
-            name=data.get("name") or "",
-            location=data.get("location") or "",
-            url=data.get("url") or "",
-            description=data.get("description") or "",
-            profile_image_url=data.get("profile_image_url") or "",
-            followers_count=int(metrics.get("followers_count") or 0),
-            following_count=int(metrics.get("following_count") or 0),
-            tweet_count=int(metrics.get("tweet_count") or 0),
-            listed_count=int(metrics.get("listed_count") or 0),
-            protected=bool(data.get("protected")),
-            verified=bool(data.get("verified")),
-            created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+            id=_user_id(data.get("id")),
+            screen_name=x_values.profile_text("screen_name", data.get("username")),
+            name=x_values.profile_text("name", data.get("name")),
+            location=x_values.profile_text("location", data.get("location")),
+            url=x_values.profile_url("url", data.get("url")),
+            description=x_values.profile_text("description", data.get("description")),
+            profile_image_url=x_values.profile_url(
+                "profile_image_url", data.get("profile_image_url")
+            ),
+            followers_count=x_values.profile_count(
+                "followers_count", metrics.get("followers_count")
+            ),
+            following_count=x_values.profile_count(
+                "following_count", metrics.get("following_count")
+            ),
+            tweet_count=x_values.profile_count("tweet_count", metrics.get("tweet_count")),
+            listed_count=x_values.profile_count("listed_count", metrics.get("listed_count")),
+            protected=x_values.flag(data.get("protected")),
+            verified=x_values.flag(data.get("verified")),
+            created_at=x_values.v2_date(data.get("created_at")),
         )
+
+
+def _user_object(data: object) -> dict:
+    if not isinstance(data, dict):
+        raise XError("X answered without a user object")
+    return data
+
+
+def _user_id(value: object) -> str:
+    """The person's id, which is never repaired: a wrong one refuses the answer."""
+    try:
+        return x_values.x_user_id(value)
+    except ValueError as exc:
+        raise XError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from accounts import tokens as token_ops
 from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
+from accounts.x_values import profile_text
 from admin_ext.audit import Finished, Recorded, record_outcomes, write_log_entries
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
 
@@ -100,7 +101,11 @@ def create_job(
             job,
             (
                 BulkJobItem(
-                    job=job, token_id=pk, profile_id=profile_id, token_kind=kind, screen_name=name
+                    job=job,
+                    token_id=pk,
+                    profile_id=profile_id,
+                    token_kind=kind,
+                    screen_name=_shown_screen_name(name),
                 )
                 for pk, profile_id, kind, name in rows.iterator(chunk_size=ITEM_CHUNK)
             ),
@@ -110,13 +115,19 @@ def create_job(
             total += _add_items(
                 job,
                 (
-                    BulkJobItem(job=job, profile_id=pk, screen_name=name)
+                    BulkJobItem(job=job, profile_id=pk, screen_name=_shown_screen_name(name))
                     for pk, name in bare.iterator(chunk_size=ITEM_CHUNK)
                 ),
             )
         job.total = total
         job.save(update_fields=["total"])
     return job
+
+
+def _shown_screen_name(stored: str) -> str:
+    # Read with values_list, past Profile.from_db: a row stored before values from
+    # X were cleaned must not carry its control characters into the job's pages.
+    return profile_text("screen_name", stored)
 
 
 def _add_items(job: BulkJob, items) -> int:

@@ -24,6 +24,8 @@ Built-in personas (reset restores them)::
     1000000002  grace_hopper   location "" and url null
     1000000003  private_pat    protected
     1000000004  formula_fred   description starts with "=HYPERLINK("
+    1000000005  hostile_harry  NUL, terminal escapes, markup, U+202E, a 10 kB bio,
+                               a javascript: url, counts of 2**40 and below zero
 
 X endpoints: ``POST /oauth/request_token``, ``GET|POST /oauth/authenticate`` and
 ``/oauth/authorize`` (consent page), ``POST /oauth/access_token``,
