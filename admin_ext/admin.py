@@ -9,7 +9,10 @@ allauth's own SocialToken/SocialApp pages. The rules every class here follows:
   and correlated subqueries instead of per-row lookups);
 - profiles, tokens, jobs and audit events are read-only here: X is the source of
   profile data, tokens change only through check/refresh/revoke, and the records
-  of what staff did must not be edited.
+  of what staff did must not be edited;
+- users, profiles and tokens can be deleted by staff with the delete permission:
+  every X grant they hold is revoked at X (or kept as a pending revocation until X
+  confirms) by accounts.revocation, and the confirmation page says how many.
 """
 
 from datetime import timedelta
@@ -18,6 +21,7 @@ from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registe
 from allauth.socialaccount.models import SocialApp, SocialToken
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import flatten, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -25,11 +29,21 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken, current_token_column
+from accounts import revocation
+from accounts.models import (
+    SECRET_COLUMNS,
+    PendingRevocation,
+    Profile,
+    TokenKind,
+    TokenStatus,
+    XToken,
+    current_token_column,
+)
 from admin_ext import jobs
 from admin_ext.actions import (
     ACTION_PERMISSIONS,
@@ -50,7 +64,6 @@ admin.site.site_header = f"{settings.SITE_NAME} staff"
 admin.site.site_title = f"{settings.SITE_NAME} staff"
 admin.site.index_title = "Accounts, tokens and jobs"
 
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
 
@@ -82,6 +95,49 @@ class TokenActionsMixin:
     def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         refuse_unpermitted_action(request)
         return super().changelist_view(request, extra_context)
+
+
+def delete_selected_revoking_grants(modeladmin, request: HttpRequest, queryset: QuerySet):
+    """Django's own "delete selected", with the number of X grants it will revoke."""
+    response = django_delete_selected(modeladmin, request, queryset)
+    if isinstance(response, TemplateResponse):
+        response.context_data["x_grants"] = revocation.grants_held(modeladmin.tokens_of(queryset))
+    return response
+
+
+class GrantDeletionMixin:
+    """Deleting users, profiles or tokens here revokes the X grants they hold.
+
+    The revocation itself happens in accounts.revocation (a pre_delete receiver on
+    XToken), whatever deletes the rows; this only names the reason in the pending
+    list and audit trail, and tells staff how many grants the deletion will revoke.
+    """
+
+    delete_confirmation_template = "admin/x_grants/delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/x_grants/delete_selected_confirmation.html"
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        raise NotImplementedError
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions[name] = (delete_selected_revoking_grants, name, description)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        tokens = self.tokens_of(self.model._default_manager.filter(pk=object_id))
+        context = {**(extra_context or {}), "x_grants": revocation.grants_held(tokens)}
+        return super().delete_view(request, object_id, context)
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        with revocation.deletion_reason(f"deleted in the admin by {request.user.get_username()}"):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with revocation.deletion_reason(f"deleted in the admin by {request.user.get_username()}"):
+            super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -135,7 +191,7 @@ class CurrentTokenExpiresFilter(ExpiresWithinHourFilter):
 
 
 @admin.register(Profile)
-class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
+class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
         "avatar",
         "account",
@@ -191,6 +247,12 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_profiles(queryset)
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(profile__in=queryset.values("pk"))
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="")
     def avatar(self, profile: Profile) -> str:
@@ -257,7 +319,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
 
 
 @admin.register(XToken)
-class XTokenAdmin(TokenActionsMixin, ReadOnlyAdmin):
+class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
         "masked",
         "account",
@@ -290,6 +352,12 @@ class XTokenAdmin(TokenActionsMixin, ReadOnlyAdmin):
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_tokens(queryset)
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(pk__in=queryset.values("pk"))
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="token", ordering="kind")
     def masked(self, token: XToken) -> str:
@@ -332,8 +400,11 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class XUserAdmin(UserAdmin):
-    """Django's user admin, plus the person's X account and token status."""
+class XUserAdmin(GrantDeletionMixin, UserAdmin):
+    """Django's user admin, plus the person's X account and token status.
+
+    Deleting a user revokes the X grants their tokens hold (GrantDeletionMixin).
+    """
 
     inlines = [ProfileInline]
     list_display = (
@@ -357,6 +428,9 @@ class XUserAdmin(UserAdmin):
             )
         )
 
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(profile__user__in=queryset.values("pk"))
+
     @admin.display(description="X account", ordering="x_profile__screen_name")
     def x_account(self, user) -> str:
         profile = getattr(user, "x_profile", None)
@@ -365,6 +439,101 @@ class XUserAdmin(UserAdmin):
     @admin.display(description="X token", ordering="x_token_status")
     def x_token_status(self, user) -> str:
         return TokenStatus(user.x_token_status).label if user.x_token_status else "no token"
+
+
+# Pending revocations ------------------------------------------------------------------------
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "confirmed by X"
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not yet (still pending)"), ("yes", "Yes")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.action(description="Retry now at X", permissions=["revoke_token"])
+def retry_revocations_now(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
+    if not request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"]):
+        raise PermissionDenied
+    waiting = queryset.filter(resolved_at__isnull=True)
+    pks = list(waiting.values_list("pk", flat=True)[: settings.ADMIN_EXT_SYNC_LIMIT])
+    PendingRevocation.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
+    outcomes = [outcome for pk in pks if (outcome := revocation.attempt_pending(pk))]
+    confirmed = sum(outcome.ok for outcome in outcomes)
+    modeladmin.message_user(
+        request,
+        f"X confirmed {confirmed} of {len(outcomes)} revocations; the rest stay pending "
+        "and are retried by the workers.",
+        messages.SUCCESS if confirmed == len(outcomes) else messages.WARNING,
+    )
+
+
+@admin.register(PendingRevocation)
+class PendingRevocationAdmin(ReadOnlyAdmin):
+    """Grants the site gave up that X has not confirmed revoked; never shows a secret."""
+
+    list_display = (
+        "masked",
+        "account",
+        "reason",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+        "created_at",
+        "resolved_at",
+    )
+    list_filter = (ResolvedFilter, "kind", "created_at")
+    search_fields = ("screen_name", "x_user_id", "reason")
+    ordering = ("resolved_at", "next_attempt_at", "-pk")
+    actions = [retry_revocations_now]
+    fields = (
+        "masked",
+        "account",
+        "kind",
+        "reason",
+        "token_ref",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "last_http_status",
+        "created_at",
+        "resolved_at",
+        "resolution",
+    )
+    readonly_fields = flatten(fields)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer(*SECRET_COLUMNS)
+
+    def has_revoke_token_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"])
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        retrying = (
+            request.method == "POST" and request.POST.get("action") == "retry_revocations_now"
+        )
+        if retrying and not self.has_revoke_token_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="token", ordering="kind")
+    def masked(self, pending: PendingRevocation) -> str:
+        return pending.masked
+
+    @admin.display(description="account", ordering="screen_name")
+    def account(self, pending: PendingRevocation) -> str:
+        name = f"@{pending.screen_name}" if pending.screen_name else "—"
+        return f"{name} ({pending.x_user_id})" if pending.x_user_id else name
+
+    @admin.display(description="last error")
+    def short_error(self, pending: PendingRevocation) -> str:
+        return pending.last_error[:80] + ("…" if len(pending.last_error) > 80 else "")
 
 
 # Bulk jobs -----------------------------------------------------------------------------------
