@@ -28,6 +28,9 @@ class TokenStatus(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     INVALID = "invalid", "Invalid"
     ERROR = "error", "Error"
+    # A refresh X answered too late: X may have spent the refresh token and issued a
+    # pair the site never received, so only the person signing in again can recover.
+    NEEDS_SIGN_IN = "needs_signin", "Needs a new sign-in"
 
 
 class Profile(models.Model):
@@ -132,7 +135,7 @@ class XToken(models.Model):
     scopes = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     status = models.CharField(
-        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+        max_length=16, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,9 @@ relies on:
 - X saying the token is dead (401, code 89, an invalid refresh token) marks it
   invalid (or expired, when its expiry has passed) but keeps the profile;
 - 5xx, timeouts and dropped connections mark it "error" and change nothing else;
+- except a refresh X answered too late: X may have spent the refresh token and
+  issued a pair we never saw, so the token is marked "needs a new sign-in" at once
+  and no later check or refresh pretends otherwise;
 - 429 is raised to the caller (XRateLimited), which decides whether to wait;
 - a refresh holds the row lock while it talks to X, so two refreshes of the same
   single-use refresh token cannot both reach X: the second sees the new pair.
@@ -21,7 +24,12 @@ from django.utils import timezone
 from accounts import x_client
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.profiles import apply_x_user
-from accounts.x_client import XError, XRateLimited, XTokenInvalid, XUser
+from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
+
+NEEDS_SIGN_IN_MESSAGE = (
+    "X answered a refresh too late: it may have replaced this token with one we never "
+    "received. The person must sign in again."
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,10 @@ def _unusable(token: XToken) -> Outcome | None:
         return Outcome(
             False, token.status, "This token was revoked; the person must sign in again."
         )
+    if token.status == TokenStatus.NEEDS_SIGN_IN:
+        # The old access token may still answer until it expires; a check saying
+        # "works" would hide that its grant was (probably) replaced at X.
+        return Outcome(False, token.status, NEEDS_SIGN_IN_MESSAGE)
     return None
 
 
@@ -157,6 +169,8 @@ def refresh_token(token: XToken) -> Outcome:
             grant = x_client.refresh_oauth2(locked.refresh_token)
         except XRateLimited:
             raise
+        except XAnswerLost as error:
+            return _record_answer_lost(locked, error)
         except XError as error:
             return _record_failure(locked, error)
         locked.set_secrets(grant.access_token, "", grant.refresh_token or locked.refresh_token)
@@ -171,6 +185,20 @@ def refresh_token(token: XToken) -> Outcome:
         locked.save()
     _copy_state(locked, token)
     return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
+
+
+def _record_answer_lost(token: XToken, error: XAnswerLost) -> Outcome:
+    """The refresh reached X but its answer did not reach us: assume the pair was replaced.
+
+    The old pair is kept (its access token may still be revoked until it expires),
+    but the token is no longer offered for checks or refreshes: the next refresh
+    would spend nothing and only mark it invalid, hiding what happened.
+    """
+    token.status = TokenStatus.NEEDS_SIGN_IN
+    token.last_error = f"{error.message}. {NEEDS_SIGN_IN_MESSAGE}"
+    token.last_checked_at = timezone.now()
+    token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+    return Outcome(False, token.status, token.last_error)
 
 
 def _copy_state(source: XToken, target: XToken) -> None:

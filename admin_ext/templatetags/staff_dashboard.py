@@ -61,6 +61,7 @@ TONES = {
     TokenStatus.REVOKED: "quiet",
     TokenStatus.INVALID: "bad",
     TokenStatus.ERROR: "bad",
+    TokenStatus.NEEDS_SIGN_IN: "bad",
 }
 
 
