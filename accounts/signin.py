@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
+from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import upsert_from_x
 from accounts.tokens import revoke_token, store_token
@@ -48,6 +49,8 @@ KIND_BY_PROVIDER = {OAUTH1_PROVIDER: TokenKind.OAUTH1, OAUTH2_PROVIDER: TokenKin
 # replay without keeping the request token or state itself.
 SPENT_SESSION_KEY = "x_signin_spent_callbacks"
 SPENT_REMEMBERED = 10
+# OAuth 1.0a sign-ins started in this session, by request token (see below).
+PENDING_OAUTH1_SESSION_KEY = "x_signin_oauth1_pending"
 _SIGN_IN_ATTRIBUTE = "x_sign_in"
 
 
@@ -226,7 +229,96 @@ def _pending_states(request: HttpRequest, provider_id: str) -> set[str]:
     }
 
 
-def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> None:
+# Pending OAuth 1.0a sign-ins -----------------------------------------------------------
+#
+# allauth keeps one request token per session, in clear, until the session ends: a
+# second tab's sign-in overwrites the first's ("tokens do not match" when the first
+# comes back) and an abandoned sign-in leaves its secret behind for weeks. Ours are
+# kept per request token, the secret encrypted, for allauth's STATE_TTL at most, and
+# each is taken out by its own callback whatever happens next.
+
+
+@dataclass(frozen=True)
+class PendingOAuth1:
+    """One OAuth 1.0a sign-in this browser started and has not finished."""
+
+    oauth_token: str
+    oauth_token_secret: str = field(repr=False)
+    state_id: str
+
+
+def _live_pending(request: HttpRequest) -> dict[str, dict]:
+    """The pending request tokens younger than STATE_TTL, the newest MAX_STATES of them."""
+    pending = request.session.get(PENDING_OAUTH1_SESSION_KEY)
+    if not isinstance(pending, dict):
+        return {}
+    oldest_allowed = time.time() - statekit.STATE_TTL
+    live = [
+        (token, entry)
+        for token, entry in pending.items()
+        if isinstance(entry, dict) and entry.get("at", 0) >= oldest_allowed
+    ]
+    live.sort(key=lambda item: item[1]["at"])
+    return dict(live[-statekit.MAX_STATES :])
+
+
+def _save_pending(request: HttpRequest, pending: dict[str, dict]) -> None:
+    if pending:
+        request.session[PENDING_OAUTH1_SESSION_KEY] = pending
+    else:
+        request.session.pop(PENDING_OAUTH1_SESSION_KEY, None)
+
+
+def park_oauth1_request_token(request: HttpRequest, allauth_session_key: str) -> None:
+    """Move the request token allauth just got from its one session slot into our list.
+
+    Called right after allauth's redirect to X, when the newest OAuth 1.0a state in
+    the session is the one stashed for this very request token.
+    """
+    request_token = request.session.pop(allauth_session_key, None)
+    if not isinstance(request_token, dict) or not request_token.get("oauth_token"):
+        return
+    states = statekit.get_states(request)
+    state_id = statekit.get_oldest_state(states, rev=True, provider_id=OAUTH1_PROVIDER)
+    if state_id is None:
+        return
+    pending = _live_pending(request)
+    pending[request_token["oauth_token"]] = {
+        "secret": encrypt(request_token.get("oauth_token_secret", "")),
+        "state": state_id,
+        "at": time.time(),
+    }
+    _save_pending(request, _trimmed(pending))
+
+
+def _trimmed(pending: dict[str, dict]) -> dict[str, dict]:
+    newest = sorted(pending.items(), key=lambda item: item[1]["at"])[-statekit.MAX_STATES :]
+    return dict(newest)
+
+
+def take_oauth1_request_token(request: HttpRequest) -> tuple[PendingOAuth1 | None, bool]:
+    """Take the callback's own pending sign-in out of the session, whatever happens next.
+
+    Returns it (None if this browser has no live one for the callback's token) and
+    whether the browser has any other sign-in pending (which tells "not started
+    here" from "not the one started here").
+    """
+    returned = request.GET.get("oauth_token") or request.GET.get("denied") or ""
+    pending = _live_pending(request)
+    entry = pending.pop(returned, None) if returned else None
+    _save_pending(request, pending)
+    if entry is None:
+        return None, bool(pending)
+    try:
+        secret = decrypt(entry["secret"])
+    except TokenDecryptionError:
+        return None, bool(pending)
+    return PendingOAuth1(returned, secret, entry["state"]), bool(pending)
+
+
+def check_oauth1_callback(
+    request: HttpRequest, started: PendingOAuth1 | None, others_pending: bool
+) -> None:
     """Refuse an OAuth 1.0a callback that is not the answer to this browser's request.
 
     allauth exchanges whatever verifier arrives for the request token in the session
@@ -240,12 +332,31 @@ def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> N
         raise SignInRefused(REPLAYED)
     if "denied" in params:
         raise SignInRefused(DENIED)
-    if not request_token or not request_token.get("oauth_token"):
-        raise SignInRefused(MISSING)
-    if not constant_time_compare(returned, request_token["oauth_token"]):
+    if started is None:
+        raise SignInRefused(MISMATCH if others_pending else MISSING)
+    if not constant_time_compare(returned, started.oauth_token):
         raise SignInRefused(MISMATCH)
-    if not _pending_states(request, OAUTH1_PROVIDER):
+    if started.state_id not in _pending_states(request, OAUTH1_PROVIDER):
         raise SignInRefused(MISSING)
+
+
+def resume_oauth1_sign_in(
+    request: HttpRequest, started: PendingOAuth1, allauth_session_key: str
+) -> None:
+    """Hand allauth's callback this sign-in's request token and state, not the newest.
+
+    allauth reads the request token from its one session slot and takes the newest
+    OAuth 1.0a state; with two tabs that is the other tab's. Putting this sign-in's
+    back in the slot and making its state the newest lets allauth finish the right one.
+    """
+    request.session[allauth_session_key] = {
+        "oauth_token": started.oauth_token,
+        "oauth_token_secret": started.oauth_token_secret,
+    }
+    states = statekit.get_states(request)
+    state, _, provider_id = states[started.state_id]
+    states[started.state_id] = (state, time.time(), provider_id)
+    request.session[statekit.STATES_SESSION_KEY] = states
 
 
 def check_oauth2_callback(request: HttpRequest, provider_id: str) -> None:
