@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,10 +31,11 @@ from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
+from accounts import revocation
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import upsert_from_x
@@ -52,6 +54,9 @@ SPENT_REMEMBERED = 10
 # OAuth 1.0a sign-ins started in this session, by request token (see below).
 PENDING_OAUTH1_SESSION_KEY = "x_signin_oauth1_pending"
 _SIGN_IN_ATTRIBUTE = "x_sign_in"
+_ISSUED_ATTRIBUTE = "x_signin_issued"
+SUPERSEDED_REASON = "replaced by a new sign-in"
+ABANDONED_REASON = "sign-in abandoned after X issued a token"
 
 
 @dataclass(frozen=True)
@@ -534,8 +539,18 @@ def username_for(screen_name: str) -> str:
 
 @transaction.atomic
 def record_sign_in(user, sign_in: XSignIn) -> Profile:
-    """Refresh the profile from X and keep the new token, encrypted, in XToken."""
+    """Refresh the profile from X and keep the new token, encrypted, in XToken.
+
+    The token this one replaces is a grant the site stops holding: once the new
+    one is committed, it is ended at X (or queued until X answers). Not when X
+    handed back the very pair we hold, as it does for OAuth 1.0a re-sign-ins.
+    """
     profile = upsert_from_x(user, sign_in.x_user, sign_in.kind)
+    replaced = (
+        XToken.objects.select_for_update().filter(profile=profile, kind=sign_in.kind).first()
+    )
+    if replaced is not None and replaced.access_token != sign_in.access_token:
+        end_replaced_grant_after_commit(replaced)
     store_token(
         profile,
         sign_in.kind,
@@ -546,6 +561,94 @@ def record_sign_in(user, sign_in: XSignIn) -> Profile:
         scopes=sign_in.scopes,
     )
     return profile
+
+
+def end_replaced_grant_after_commit(replaced: XToken) -> None:
+    """Queue the replaced token's grant inside this transaction; try X once it commits.
+
+    Queued first, so a process that dies between the commit and the call to X
+    leaves the grant on the pending list for the workers, never forgotten.
+    """
+    grant = revocation.grant_of(replaced)
+    if grant.is_empty:
+        return
+    pending = revocation.queue_revocation(
+        grant, reason=SUPERSEDED_REASON, profile=replaced.profile
+    )
+    transaction.on_commit(partial(revocation.attempt_pending, pending.pk))
+
+
+# Grants issued during a sign-in that the site does not keep --------------------------
+
+
+@dataclass
+class IssuedGrant:
+    """The token X issued during this callback, before the site knows whether it keeps it."""
+
+    kind: str
+    access_token: str = field(repr=False)
+    token_secret: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    kept: bool = False
+
+
+def note_issued(
+    request: HttpRequest,
+    kind: str,
+    *,
+    access_token: str,
+    token_secret: str = "",
+    refresh_token: str = "",
+) -> None:
+    """Remember, for the end of the callback, a token X just issued (before any other call)."""
+    setattr(
+        request,
+        _ISSUED_ATTRIBUTE,
+        IssuedGrant(kind, access_token, token_secret, refresh_token),
+    )
+
+
+def note_kept(request: HttpRequest) -> None:
+    """The issued token is now stored in XToken: the site holds it."""
+    issued = getattr(request, _ISSUED_ATTRIBUTE, None)
+    if issued is not None:
+        issued.kept = True
+
+
+def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:
+    """End at X a grant issued during this callback that the site did not keep.
+
+    X answered the token exchange, then something stopped the sign-in: users/me or
+    verify_credentials failed, a "connect" of a second X account was refused, the
+    account is inactive, the database failed. Nobody could revoke that grant later.
+    After a failure (an exception) even a token marked kept may have been rolled
+    back, so the database is asked. A token the site already held (X hands the same
+    OAuth 1.0a pair back on every sign-in) is left alone.
+    """
+    issued = getattr(request, _ISSUED_ATTRIBUTE, None)
+    if issued is None or (issued.kept and not failed):
+        return
+    delattr(request, _ISSUED_ATTRIBUTE)
+    if _is_held(issued.kind, issued.access_token):
+        return
+    outcome = revocation.end_grant(
+        issued.kind,
+        access_token=issued.access_token,
+        token_secret=issued.token_secret,
+        refresh_token=issued.refresh_token,
+        reason=ABANDONED_REASON,
+    )
+    logger.info("X sign-in ended a grant it did not keep: %s", outcome.status)
+
+
+def _is_held(kind: str, access_token: str) -> bool:
+    """Whether an XToken holds this access token (found by its hint, compared decrypted)."""
+    try:
+        candidates = list(XToken.objects.filter(kind=kind, token_hint=access_token[-4:]))
+    except DatabaseError:
+        # The database that failed the sign-in cannot say; the token is surely not kept.
+        return False
+    return any(constant_time_compare(token.access_token, access_token) for token in candidates)
 
 
 # Disconnect X ----------------------------------------------------------------------

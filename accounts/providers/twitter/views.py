@@ -78,6 +78,12 @@ class XOAuthAdapter(OAuthAdapter):
     def complete_login(
         self, request: HttpRequest, app: SocialApp, token: SocialToken, **kwargs
     ) -> SocialLogin:
+        signin.note_issued(
+            request,
+            TokenKind.OAUTH1,
+            access_token=token.token,
+            token_secret=token.token_secret,
+        )
         data = self.verify_credentials(app, token)
         login = self.get_provider().sociallogin_from_response(request, data)
         return signin.attach(
@@ -134,7 +140,12 @@ class XOAuthCallbackView(OAuthCallbackView):
             signin.resume_oauth1_sign_in(request, started, token_key)
             response = super().dispatch(request)
         except (signin.SignInRefused, requests.RequestException, PermissionDenied) as exc:
+            signin.end_grant_not_kept(request, failed=True)
             response = render_authentication_error(request, provider, exception=exc)
+        except BaseException:
+            signin.end_grant_not_kept(request, failed=True)
+            raise
+        signin.end_grant_not_kept(request)
         self._forget_request_token(request, token_key, started)
         signin.save_session_despite_error(request, response)
         return response
