@@ -39,8 +39,8 @@ from accounts import revocation
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import upsert_from_x
-from accounts.tokens import revoke_token, store_token
-from accounts.x_client import XRateLimited, XUser
+from accounts.tokens import store_token
+from accounts.x_client import XUser
 
 logger = logging.getLogger(__name__)
 
@@ -661,38 +661,46 @@ class Disconnection:
 
 
 def disconnect_x(profile: Profile) -> Disconnection:
-    """Revoke every token at X, then delete them here; stop at the first X failure.
+    """End every grant at X, then delete the tokens here and let the person go.
 
-    A token X has not let go of is kept (revoke_token records why), so pressing
-    Disconnect again can still revoke it: deleting it first would leave a live
-    grant at X that nobody could revoke any more.
+    A grant X does not confirm revoked (unreachable, rate-limited, refusing the
+    app) is not dropped: revocation.end_token_grant keeps it on the encrypted
+    pending-revocations list, which the workers retry until X confirms. The person
+    is told plainly which of the two happened; "revoked" only when X confirmed.
     """
     tokens = list(profile.tokens.all())
+    unconfirmed = 0
     for token in tokens:
-        try:
-            outcome = revoke_token(token)
-        except XRateLimited:
-            return Disconnection(
-                False,
-                "X is limiting how often we can call it. Your X connection is still "
-                "in place; please try Disconnect X again in a few minutes.",
-            )
+        outcome = revocation.end_token_grant(token, "Disconnect X")
         if not outcome.ok:
+            unconfirmed += 1
             logger.warning(
-                "Disconnect X kept %s token of profile %s: %s",
+                "Disconnect X: X did not confirm revoking the %s token of profile %s (%s); "
+                "pending revocation %s",
                 token.kind,
                 profile.pk,
                 outcome.status,
+                outcome.pending_revocation_id,
             )
-            return Disconnection(
-                False,
-                "We could not reach X to revoke your access, so we kept it to try again. "
-                "Please press Disconnect X again in a moment.",
-            )
+        token.wipe_secrets()
+        token.save(
+            update_fields=[
+                "access_token",
+                "token_secret",
+                "refresh_token",
+                "token_hint",
+                "earlier_access_tokens",
+            ]
+        )
     XToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
-    logger.info(
-        "Disconnect X: profile %s revoked and deleted %s token(s)", profile.pk, len(tokens)
-    )
+    logger.info("Disconnect X: profile %s deleted %s token(s)", profile.pk, len(tokens))
+    if unconfirmed:
+        return Disconnection(
+            True,
+            "Disconnected: we deleted our access to your X account here and signed you out. "
+            "X has not yet confirmed that it revoked that access, so we keep asking it until "
+            "it does.",
+        )
     return Disconnection(
         True,
         "Disconnected from X: we revoked our access at X, deleted it here and signed you out.",

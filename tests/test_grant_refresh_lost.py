@@ -13,8 +13,14 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import TokenKind, TokenStatus, XToken
-from accounts.tokens import check_token, refresh_token
-from tests.test_admin_support import sandbox_report, sign_in, token_calls
+from accounts.tokens import check_token, refresh_token, revoke_token
+from tests.test_admin_support import (
+    access_token_is_live,
+    refresh_token_is_live,
+    sandbox_report,
+    sign_in,
+    token_calls,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +105,25 @@ def test_a_refresh_that_never_reached_x_is_only_an_error(x_sandbox, settings):
 
     assert reloaded(token).status == TokenStatus.ERROR
     assert outcome.status == TokenStatus.ERROR
+
+
+def test_revoking_a_token_whose_refresh_answer_was_lost_never_says_revoked(x_sandbox):
+    token, old_refresh = lose_a_refresh_answer(x_sandbox)
+    old_access = token.access_token
+
+    outcome = revoke_token(token)
+    again = revoke_token(reloaded(token))
+
+    # Everything the site held is revoked at X...
+    assert not access_token_is_live(x_sandbox, old_access)
+    assert not refresh_token_is_live(x_sandbox, old_refresh)
+    # ...but the pair X issued in the lost answer is still alive there, so no "revoked".
+    assert any(
+        not (r["spent"] or r["revoked"])
+        for r in sandbox_report(x_sandbox)["oauth2_refresh_tokens"]
+    )
+    for result in (outcome, again):
+        assert result.status == TokenStatus.NEEDS_SIGN_IN
+        assert "only the person can end it at X" in result.message
+    stored = reloaded(token)
+    assert stored.status == TokenStatus.NEEDS_SIGN_IN and not stored.access_token

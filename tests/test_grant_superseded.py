@@ -6,9 +6,10 @@ sandbox itself which grants still work. Transactional: the replaced grant is end
 once the new one is committed, as in production.
 """
 
+from contextlib import contextmanager
+
 import pytest
-from django.db import DatabaseError
-from django.db.models.signals import post_save
+from django.db import connection
 from django.test import Client
 
 from accounts import x_client
@@ -169,20 +170,46 @@ def test_connecting_a_second_x_account_ends_the_grant_x_issued_for_it(x):
     assert sorted(live_grants_at_x(x)) == sorted([own.access_token, own.refresh_token])
 
 
-def test_a_database_error_while_saving_the_profile_ends_the_issued_grant(x):
-    def disk_full(sender, instance, **kwargs):
-        if instance.x_user_id:
-            raise DatabaseError("could not extend file: No space left on device")
-
-    client = Client(raise_request_exception=False)
-    callback = consent(start(client, OAUTH2))
-    post_save.connect(disk_full, sender=Profile)
+@contextmanager
+def database_refusing_new_tokens():
+    """A real database error on storing a token: a trigger, as a full disk would fail it."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_token() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'could not extend file: No space left on device'; END; "
+                "$$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_token BEFORE INSERT ON accounts_xtoken "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_token()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER refuse_token BEFORE INSERT ON accounts_xtoken BEGIN "
+                "SELECT RAISE(ABORT, 'No space left on device'); END"
+            )
     try:
-        response = follow_callback(client, callback)
+        yield
     finally:
-        post_save.disconnect(disk_full, sender=Profile)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("DROP TRIGGER refuse_token ON accounts_xtoken")
+                cursor.execute("DROP FUNCTION refuse_token()")
+            else:
+                cursor.execute("DROP TRIGGER refuse_token")
+
+
+@pytest.mark.parametrize("provider", [OAUTH1, OAUTH2])
+def test_a_database_error_while_saving_the_sign_in_ends_the_issued_grant(x, provider):
+    client = Client(raise_request_exception=False)
+    callback = consent(start(client, provider))
+
+    with database_refusing_new_tokens():
+        response = follow_callback(client, callback)
 
     assert response.status_code == 500
     assert XToken.objects.count() == 0
-    assert len(sandbox_report(x)["oauth2_access_tokens"]) == 1
+    report = sandbox_report(x)
+    assert len(report["oauth1_access_tokens"] + report["oauth2_access_tokens"]) == 1
     assert live_grants_at_x(x) == []
