@@ -35,6 +35,9 @@ class TokenStatus(models.TextChoices):
     # No configured key decrypts it: found by any use of the token or by
     # `manage.py rotate_token_keys`; putting the key back and checking it heals it.
     UNREADABLE = "unreadable", "Cannot be decrypted"
+    # A refresh X answered too late: X may have spent the refresh token and issued a
+    # pair the site never received, so only the person signing in again can recover.
+    NEEDS_SIGN_IN = "needs_signin", "Needs a new sign-in"
 
 
 class Profile(models.Model):
@@ -154,7 +157,7 @@ class XToken(models.Model):
     scopes = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     status = models.CharField(
-        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+        max_length=16, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)

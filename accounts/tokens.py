@@ -7,6 +7,9 @@ relies on:
 - X saying the token is dead (401, code 89, an invalid refresh token) marks it
   invalid (or expired, when its expiry has passed) but keeps the profile;
 - 5xx, timeouts and dropped connections mark it "error" and change nothing else;
+- except a refresh X answered too late: X may have spent the refresh token and
+  issued a pair we never saw, so the token is marked "needs a new sign-in" at once
+  and no later check or refresh pretends otherwise;
 - 429 is raised to the caller (XRateLimited), which decides whether to wait;
 - a revoke counts only when X confirmed it (accounts.revocation decides what X's
   answers mean); a token X did not confirm revoked is kept and also queued as a
@@ -26,7 +29,17 @@ from accounts import crypto, revocation, x_client
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.outcomes import Outcome
 from accounts.profiles import apply_x_user
-from accounts.x_client import XError, XRateLimited, XTokenInvalid, XUser
+from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
+
+NEEDS_SIGN_IN_MESSAGE = (
+    "X answered a refresh too late: it may have replaced this token with one we never "
+    "received. The person must sign in again."
+)
+LOST_PAIR_MESSAGE = (
+    "We revoked every token we held, but X may still honour the pair it issued in a "
+    "refresh whose answer never reached us; only the person can end it at X "
+    "(Settings, Connected apps)."
+)
 
 
 def store_token(
@@ -112,6 +125,10 @@ def _unusable(token: XToken) -> Outcome | None:
         return Outcome(
             False, token.status, "This token was revoked; the person must sign in again."
         )
+    if token.status == TokenStatus.NEEDS_SIGN_IN:
+        # The old access token may still answer until it expires; a check saying
+        # "works" would hide that its grant was (probably) replaced at X.
+        return Outcome(False, token.status, NEEDS_SIGN_IN_MESSAGE)
     return None
 
 
@@ -165,6 +182,8 @@ def refresh_token(token: XToken) -> Outcome:
             grant = x_client.refresh_oauth2(locked.refresh_token)
         except XRateLimited:
             raise
+        except XAnswerLost as error:
+            return _record_answer_lost(locked, error)
         except XError as error:
             return _record_failure(locked, error)
         locked.remember_replaced_access_token(locked.access_token, locked.expires_at)
@@ -180,6 +199,20 @@ def refresh_token(token: XToken) -> Outcome:
         locked.save()
     _copy_state(locked, token)
     return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
+
+
+def _record_answer_lost(token: XToken, error: XAnswerLost) -> Outcome:
+    """The refresh reached X but its answer did not reach us: assume the pair was replaced.
+
+    The old pair is kept (its access token may still be revoked until it expires),
+    but the token is no longer offered for checks or refreshes: the next refresh
+    would spend nothing and only mark it invalid, hiding what happened.
+    """
+    token.status = TokenStatus.NEEDS_SIGN_IN
+    token.last_error = f"{error.message}. {NEEDS_SIGN_IN_MESSAGE}"
+    token.last_checked_at = timezone.now()
+    token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+    return Outcome(False, token.status, token.last_error)
 
 
 def _copy_state(source: XToken, target: XToken) -> None:
@@ -209,6 +242,8 @@ def _revoke_locked(token: XToken) -> Outcome:
     if not token.is_readable:
         return _record_unreadable(token)
     if not token.holds_grant:
+        if token.status == TokenStatus.NEEDS_SIGN_IN:
+            return Outcome(True, token.status, LOST_PAIR_MESSAGE)
         token.status = TokenStatus.REVOKED
         token.save(update_fields=["status", "updated_at"])
         return Outcome(True, token.status, "Already revoked.")
@@ -222,7 +257,8 @@ def _revoke_locked(token: XToken) -> Outcome:
             token_ref=token.pk,
             failure=outcome,
         )
-        token.status = TokenStatus.ERROR
+        if token.status != TokenStatus.NEEDS_SIGN_IN:
+            token.status = TokenStatus.ERROR
         token.last_error = outcome.message
         token.last_checked_at = timezone.now()
         token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
@@ -234,6 +270,13 @@ def _revoke_locked(token: XToken) -> Outcome:
             outcome.http_status,
             pending.pk,
         )
+    if token.status == TokenStatus.NEEDS_SIGN_IN:
+        # Never "revoked": X may hold a pair from the refresh whose answer was lost.
+        token.wipe_secrets()
+        token.last_checked_at = timezone.now()
+        token.save()
+        revocation.resolve_waiting_for_token(token, LOST_PAIR_MESSAGE)
+        return Outcome(True, token.status, f"{outcome.message} {LOST_PAIR_MESSAGE}", 200)
     message = (
         "X no longer knew this token; deleted here."
         if outcome.message == revocation.ALREADY_GONE_MESSAGE

@@ -63,6 +63,14 @@ class XUnavailable(XError):
     retryable = True
 
 
+class XAnswerLost(XUnavailable):
+    """The request was sent but X's answer never came within X_HTTP_TIMEOUT.
+
+    X may have acted on it: for a refresh, the old refresh token may be spent and a
+    new pair issued that the site will never see.
+    """
+
+
 class XClientRefused(XError):
     """A revoke endpoint refused the app itself (401/403 without a word about the token).
 
@@ -331,7 +339,9 @@ def _call(
             if attempt < attempts:
                 time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
                 continue
-            raise XUnavailable(f"{what}: X did not answer in time") from exc
+            if isinstance(exc, requests.ConnectTimeout):
+                raise XUnavailable(f"{what}: X did not answer in time") from exc
+            raise XAnswerLost(f"{what}: X did not answer in time after the call was sent") from exc
         _log_call(method, path, response.status_code, started)
         if response.status_code >= 500 and attempt < attempts:
             time.sleep(_RETRY_BACKOFF_SECONDS * attempt)

@@ -62,6 +62,7 @@ TONES = {
     TokenStatus.INVALID: "bad",
     TokenStatus.ERROR: "bad",
     TokenStatus.UNREADABLE: "bad",
+    TokenStatus.NEEDS_SIGN_IN: "bad",
 }
 
 
