@@ -261,13 +261,13 @@ def release_items(items: list[Claimed], worker_id: str) -> None:
     ).update(status=ItemStatus.PENDING, claimed_by="", claimed_at=None)
 
 
-def presumed_dead_claims(job: BulkJob, worker_id: str) -> bool:
-    """Whether another runner holds items of the job without having renewed its claim
-    for two heartbeats: it has most likely stopped, and its lease will run out."""
-    silent_since = timezone.now() - timedelta(seconds=2 * HEARTBEAT_SECONDS)
+def others_hold_items(job: BulkJob, worker_id: str, silent_for: float = 0.0) -> bool:
+    """Whether other runners hold items of the job whose claim has not been renewed
+    for `silent_for` seconds (a live runner renews its claims every heartbeat)."""
+    silent_since = timezone.now() - timedelta(seconds=silent_for)
     return (
         BulkJobItem.objects.filter(
-            job_id=job.pk, status=ItemStatus.RUNNING, claimed_at__lt=silent_since
+            job_id=job.pk, status=ItemStatus.RUNNING, claimed_at__lte=silent_since
         )
         .exclude(claimed_by=worker_id)
         .exists()
@@ -420,6 +420,7 @@ class _Runner:
         self.finished: queue.Queue[Finished] = queue.Queue()
         self.unlogged: list[Recorded] = []
         self.last_beat = self.last_log_flush = self.last_record = 0.0
+        self.ran_out_at: float | None = None
         self.record_every = RECORD_SECONDS
         start = job_progress(job)
         self.ok, self.failed, self.total = start.ok, start.failed, start.total
@@ -501,10 +502,11 @@ class _Runner:
         while not self.stop.is_set():
             batch = self._claim()
             if not batch:
-                if not presumed_dead_claims(self.job, self.worker_id):
+                if not self._others_may_have_died():
                     return
                 self._pause(LINGER_SECONDS)
                 continue
+            self.ran_out_at = None
             for index, work in enumerate(batch):
                 if not self._hand_over(work):
                     release_items([item for item, _ in batch[index:]], self.worker_id)
@@ -520,6 +522,20 @@ class _Runner:
                 self._tick()
                 return True
         return False
+
+    def _others_may_have_died(self) -> bool:
+        """Whether to wait for items other runners hold rather than leave now.
+
+        Claims renewed lately belong to a live runner, which will finish them;
+        claims silent for two heartbeats belong to a runner that has most likely
+        died, and are taken over when its lease runs out. Right after running out
+        of work a runner cannot tell yet, so it watches for two heartbeats first.
+        """
+        now = time.monotonic()
+        self.ran_out_at = self.ran_out_at or now
+        learning = now - self.ran_out_at < 2 * HEARTBEAT_SECONDS + LINGER_SECONDS
+        silent_for = 0.0 if learning else 2 * HEARTBEAT_SECONDS
+        return others_hold_items(self.job, self.worker_id, silent_for)
 
     def _pause(self, seconds: float) -> None:
         """Wait, still recording, beating and answering `stop`."""
