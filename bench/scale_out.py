@@ -79,11 +79,11 @@ class Workers:
     stopped: list[int] = field(default_factory=list)
 
     def start(self, count: int) -> None:
-        log = self.log_path.open("a")
-        for _ in range(count):
-            self.processes.append(
-                subprocess.Popen(DB_WORKER, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-            )
+        with self.log_path.open("a") as log:
+            for _ in range(count):
+                self.processes.append(
+                    subprocess.Popen(DB_WORKER, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                )
 
     def alive(self) -> list[subprocess.Popen]:
         return [p for p in self.processes if p.poll() is None]
