@@ -38,6 +38,7 @@ from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from accounts import revocation
 from accounts.models import Profile, TokenKind, XToken
 from admin_ext import jobs
 from admin_ext.models import ExportJob, TokenAction
@@ -204,6 +205,11 @@ def build_world(x_sandbox) -> World:
     )
     AccessLog.objects.create(username="someone", ip_address="127.0.0.1")
     AccessFailureLog.objects.create(username="someone", ip_address="127.0.0.1")
+    revocation.queue_revocation(
+        revocation.Grant(kind=TokenKind.OAUTH2, access_token="crawl-pending-access"),
+        reason="crawl",
+        profile=victim,
+    )
     export_job_ids = [
         str(ExportJob.objects.create(requested_by=users[name], summary="all profiles").pk)
         for name in ("superuser", "export_staff")
@@ -211,7 +217,8 @@ def build_world(x_sandbox) -> World:
     object_ids = {}
     for model in admin.site._registry:
         first = model._default_manager.order_by("pk").values_list("pk", flat=True).first()
-        object_ids[model] = [quote(str(first))] if first is not None else []
+        assert first is not None, f"the crawl's world needs one {model.__name__} to visit"
+        object_ids[model] = [quote(str(first))]
     return World(
         users=users,
         object_ids=object_ids,
@@ -362,7 +369,7 @@ def attempts(world: World) -> list[list[Attempt]]:
                 for label, value in HOSTILE_VALUES.items()
                 if label in FILTER_VALUES
             ]
-            selected = world.object_ids.get(target.model, ["1"])[0]
+            selected = world.object_ids[target.model][0]
             group += [
                 Attempt(
                     "POST",

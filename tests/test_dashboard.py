@@ -112,6 +112,7 @@ def test_dashboard_shows_accounts_token_health_activity_jobs_and_audit(admin_cli
         "Invalid": 1,
         "Error": 0,
         "Cannot be decrypted": 0,
+        "Needs a new sign-in": 0,
         "Revocations X has not confirmed yet": 0,
     }
     activity = section(html, "dash-activity")
