@@ -179,11 +179,28 @@ SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 # clear, so it never stores any (the sign-in adapter still sees sociallogin.token).
 SOCIALACCOUNT_STORE_TOKENS = False
 
+# --- Sessions and caches ------------------------------------------------------
+# Django's database sessions; with REDIS_URL, Django's cached_db backend reads them
+# from Redis (Django's own RedisCache) and still writes every change to the database,
+# so a Redis restart signs nobody out. Only sessions use Redis: everything else in
+# the cache is per process, as without it.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        },
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_CACHE_ALIAS = "sessions"
+
 # --- Security ---------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SESSION_ENGINE = "project.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
