@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from project.csp import content_security_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -75,7 +77,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "project.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "project.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -223,24 +225,6 @@ FORWARDED_PROXY_COUNT = env_int(
 # Load balancers probe over plain HTTP; a redirect would read as "down".
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
-# Content-Security-Policy (django-csp): nothing inline, nothing from a CDN.
-# project.middleware adds X's origins to form-action (the sign-in redirect) and,
-# with the sandbox, to img-src (avatars) at request time.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "https://pbs.twimg.com", "https://abs.twimg.com"],
-        "font-src": ["'self'"],
-        "connect-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-}
-
 # Password logins (the admin) are throttled by django-axes, per username+address.
 AXES_HANDLER = "project.throttling.PasswordLoginAxesHandler"
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
@@ -296,6 +280,11 @@ if X_CLIENT_ID and X_CLIENT_SECRET:
         "SCOPE": X_OAUTH2_SCOPES,
         "OAUTH_PKCE_ENABLED": True,
     }
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------
+# Nothing inline, nothing from a CDN; X's origins (from the base URLs above) in
+# form-action for the sign-in redirect and, with the sandbox, in img-src for avatars.
+CONTENT_SECURITY_POLICY = content_security_policy(X_API_BASE_URL, X_WEB_BASE_URL, X_SANDBOX)
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key can
 # be put in front and old rows re-encrypted (`manage.py rotate_token_keys`).

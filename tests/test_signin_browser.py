@@ -3,6 +3,7 @@
 import pytest
 
 from accounts.models import XToken
+from project.csp import content_security_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -10,6 +11,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def site(live_server, x_sandbox, settings):
     settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    settings.CONTENT_SECURITY_POLICY = content_security_policy(
+        x_sandbox.base_url, x_sandbox.base_url, x_sandbox=True
+    )
     return live_server.url
 
 
