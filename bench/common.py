@@ -119,8 +119,10 @@ def site_environment(
     serves static files unhashed, which is not what people get. The HTTPS-only
     protections (SSL redirect, HSTS, secure cookies) are off, because the
     benchmark's clients speak plain HTTP to 127.0.0.1 and would otherwise be
-    redirected or lose their cookies. With `sandbox_url`, every call to X goes to
-    the X sandbox there. `extra` adds or overrides variables.
+    redirected or lose their cookies. A benchmark never talks to the real X, and
+    production settings refuse to start without X credentials unless told to use
+    the sandbox, so X_SANDBOX=1 is always said. With `sandbox_url`, every call to X
+    goes to the X sandbox there. `extra` adds or overrides variables.
     """
     from cryptography.fernet import Fernet
 
@@ -137,9 +139,10 @@ def site_environment(
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
         "SECURE_HSTS_SECONDS": "0",
+        "X_SANDBOX": "1",
     }
     if sandbox_url is not None:
-        env.update(X_SANDBOX="1", X_API_BASE_URL=sandbox_url, X_WEB_BASE_URL=sandbox_url)
+        env.update(X_API_BASE_URL=sandbox_url, X_WEB_BASE_URL=sandbox_url)
     env.update(extra)
     return env
 

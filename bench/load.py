@@ -206,7 +206,10 @@ def staff_loop(site: str, tally: Tally, deadline: float) -> None:
 def check_accounts(env: dict[str, str], signed_in: set[str]) -> list[str]:
     """Each person: one user, one profile, one active OAuth 1.0a token. Returns problems."""
     os.environ.update(
-        {k: env[k] for k in ("DATABASE_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+        {
+            k: env[k]
+            for k in ("DATABASE_URL", "DEBUG", "SECRET_KEY", "X_SANDBOX", "DJANGO_SETTINGS_MODULE")
+        }
     )
     os.environ.update(TOKEN_ENCRYPTION_KEYS=env["TOKEN_ENCRYPTION_KEYS"], LOG_LEVEL="WARNING")
     import django

@@ -165,6 +165,9 @@ LOGOUT_REDIRECT_URL = "/"
 
 # --- django-allauth ---------------------------------------------------------
 # Sign-in is through X only; local passwords exist for staff, who use the admin.
+# SOCIALACCOUNT_ONLY drops allauth's local-account pages (password set/change/reset,
+# email addresses, signup, reauthentication); project/urls.py routes no others.
+SOCIALACCOUNT_ONLY = True
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
@@ -232,6 +235,9 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours, as axes w
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "project.throttling.client_ip"
+# Count a username as the login backends match it (any letter case), so `rEvoker`
+# is locked along with `revoker`.
+AXES_USERNAME_CALLABLE = "project.throttling.login_identity"
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
 AXES_VERBOSE = False
 
@@ -249,9 +255,21 @@ X_CONSUMER_KEY = os.environ.get("X_CONSUMER_KEY", "")
 X_CONSUMER_SECRET = os.environ.get("X_CONSUMER_SECRET", "")
 X_CLIENT_ID = os.environ.get("X_CLIENT_ID", "")
 X_CLIENT_SECRET = os.environ.get("X_CLIENT_SECRET", "")
+# A laptop with no credentials uses the sandbox; production never does unless told to
+# with X_SANDBOX=1, so a forgotten credential cannot send sign-ins to 127.0.0.1:8001.
 X_SANDBOX = env_bool(
-    "X_SANDBOX", not (X_CONSUMER_KEY or X_CONSUMER_SECRET or X_CLIENT_ID or X_CLIENT_SECRET)
+    "X_SANDBOX",
+    DEBUG and not (X_CONSUMER_KEY or X_CONSUMER_SECRET or X_CLIENT_ID or X_CLIENT_SECRET),
 )
+if (
+    not DEBUG
+    and not X_SANDBOX
+    and not ((X_CONSUMER_KEY and X_CONSUMER_SECRET) or (X_CLIENT_ID and X_CLIENT_SECRET))
+):
+    refuse_to_start(
+        "no X credentials are set and DEBUG is off; set X_CONSUMER_KEY and X_CONSUMER_SECRET "
+        "and/or X_CLIENT_ID and X_CLIENT_SECRET, or X_SANDBOX=1 for the bundled X sandbox."
+    )
 X_SANDBOX_HOST = os.environ.get("X_SANDBOX_HOST", "127.0.0.1")
 X_SANDBOX_PORT = env_int("X_SANDBOX_PORT", 8001)
 if X_SANDBOX:

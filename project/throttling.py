@@ -28,6 +28,22 @@ class LoginThrottleBackend(AxesStandaloneBackend):
         return super().authenticate(request, *args, **kwargs)
 
 
+def login_identity(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The username failures are counted against: the identity the login will authenticate.
+
+    allauth's backend, which the admin login also goes through, finds a user whatever
+    the case of the letters typed (`rEvoker` signs in as `revoker`). Counted as typed,
+    each spelling would get its own five tries at the same account; lowercased, as the
+    backend compares them, every spelling shares one count and one lock.
+    """
+    field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")
+    if credentials:
+        username = credentials.get(field)
+    else:
+        username = getattr(request, "data", request.POST).get(field)
+    return username.lower() if isinstance(username, str) else username
+
+
 def client_ip(request: HttpRequest) -> str:
     """The address failures are counted against.
 
