@@ -368,7 +368,7 @@ def report(sites: list[Site], results: dict[str, Results], args) -> None:
             s.site_ms for s in results[theirs].all
         )
         print(
-            f"  {label:<56}per round "
+            f"  {label:<60}per round "
             + " ".join(f"{value:.2f}" for value in per_round)
             + f"  overall {overall:.2f}"
         )
