@@ -24,7 +24,7 @@ from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
 
-from accounts import signin, x_client
+from accounts import signin, x_client, x_values
 
 _thread = threading.local()
 
@@ -84,6 +84,22 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 apps.append(app)
         return apps
 
+    def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict):
+        """allauth's user fields and its copy of X's answer, cleaned as the profile is.
+
+        allauth has just copied X's answer into the SocialAccount it will save (and
+        update on every sign-in): a NUL in it fails that save on PostgreSQL, after X
+        issued a grant. An id that is not X's kind of id is refused, never repaired.
+        """
+        account = sociallogin.account
+        try:
+            x_values.x_user_id(account.uid)
+        except ValueError as exc:
+            self.on_authentication_error(request, account.get_provider(request), exception=exc)
+        account.extra_data = x_values.clean_json(account.extra_data)
+        fields = {name: x_values.clean_text(value) for name, value in data.items()}
+        return super().populate_user(request, sociallogin, fields)
+
     def get_requests_session(self) -> requests.Session:
         """The session allauth's sign-in calls to X use: kept alive, our timeout, X's statuses."""
         session = getattr(_thread, "x_session", None)
@@ -99,12 +115,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         signin.link_to_existing_user(request, sociallogin)
         if signin.is_known(sociallogin) and sociallogin.user.is_active:
             signin.record_sign_in(sociallogin.user, signin.attached(sociallogin))
+            signin.note_kept(request)
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
         sign_in = signin.attached(sociallogin)
         user_username(sociallogin.user, signin.username_for(sign_in.x_user.screen_name))
         create_user = partial(super().save_user, request, sociallogin, form)
-        return signin.sign_up(sociallogin, create_user)
+        user = signin.sign_up(sociallogin, create_user)
+        signin.note_kept(request)
+        return user
 
     def on_authentication_error(
         self,

@@ -7,32 +7,21 @@ from django.utils import timezone
 from accounts.models import Profile
 from accounts.x_client import XUser
 
-# The model's limits; X's own are smaller, but a change at X must not break saving.
-_MAX_LENGTHS = {
-    field.name: field.max_length
-    for field in Profile._meta.get_fields()
-    if getattr(field, "max_length", None)
-}
-
-
-def _fit(field: str, value: str) -> str:
-    limit = _MAX_LENGTHS.get(field)
-    return value[:limit] if limit else value
-
 
 def x_user_fields(x_user: XUser) -> dict[str, Any]:
     """The profile's columns as X describes the person now, stamped as synced.
 
     Fields X leaves empty are stored empty (a removed bio must disappear here too).
+    XUser's values are already normalised to fit these columns (accounts.x_values).
     """
     return {
         "x_user_id": x_user.id,
-        "screen_name": _fit("screen_name", x_user.screen_name),
-        "name": _fit("name", x_user.name),
-        "profile_image_url": _fit("profile_image_url", x_user.profile_image_url),
-        "location": _fit("location", x_user.location),
-        "url": _fit("url", x_user.url),
-        "description": _fit("description", x_user.description),
+        "screen_name": x_user.screen_name,
+        "name": x_user.name,
+        "profile_image_url": x_user.profile_image_url,
+        "location": x_user.location,
+        "url": x_user.url,
+        "description": x_user.description,
         "followers_count": x_user.followers_count,
         "following_count": x_user.following_count,
         "tweet_count": x_user.tweet_count,

@@ -11,12 +11,13 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
+
+from accounts import x_values
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,30 @@ class XUnavailable(XError):
     retryable = True
 
 
+class XAnswerLost(XUnavailable):
+    """The request was sent but X's answer never came within X_HTTP_TIMEOUT.
+
+    X may have acted on it: for a refresh, the old refresh token may be spent and a
+    new pair issued that the site will never see.
+    """
+
+
+class XClientRefused(XError):
+    """A revoke endpoint refused the app itself (401/403 without a word about the token).
+
+    RFC 7009 answers 200 for a token the server does not know, so a refusal says
+    nothing about the token: it may well still work and must be revoked again later.
+    """
+
+    retryable = True
+
+
+# What X says when the token it was handed is itself dead: OAuth 1.0a's code 89
+# ("Invalid or expired token") and OAuth 2.0's error codes for a bad token.
+TOKEN_GONE_CODE = 89
+TOKEN_GONE_ERRORS = frozenset({"invalid_token", "invalid_grant"})
+
+
 @dataclass(frozen=True)
 class RateLimit:
     limit: int | None
@@ -91,47 +116,71 @@ class XUser:
 
     @classmethod
     def from_v1(cls, data: dict) -> "XUser":
-        created = data.get("created_at")
+        """X's v1.1 user object, every value normalised (accounts.x_values)."""
+        data = _user_object(data)
         return cls(
-            id=str(data.get("id_str") or data["id"]),
-            screen_name=data.get("screen_name") or "",
-            name=data.get("name") or "",
-            location=data.get("location") or "",
-            url=data.get("url") or "",
-            description=data.get("description") or "",
-            profile_image_url=data.get("profile_image_url_https")
-            or data.get("profile_image_url")
-            or "",
-            followers_count=int(data.get("followers_count") or 0),
-            following_count=int(data.get("friends_count") or 0),
-            tweet_count=int(data.get("statuses_count") or 0),
-            listed_count=int(data.get("listed_count") or 0),
-            protected=bool(data.get("protected")),
-            verified=bool(data.get("verified")),
-            created_at=parsedate_to_datetime(created) if created else None,
-            email=data.get("email") or "",
+            id=_user_id(data.get("id_str") or data.get("id")),
+            screen_name=x_values.profile_text("screen_name", data.get("screen_name")),
+            name=x_values.profile_text("name", data.get("name")),
+            location=x_values.profile_text("location", data.get("location")),
+            url=x_values.profile_url("url", data.get("url")),
+            description=x_values.profile_text("description", data.get("description")),
+            profile_image_url=x_values.profile_url(
+                "profile_image_url",
+                data.get("profile_image_url_https") or data.get("profile_image_url"),
+            ),
+            followers_count=x_values.profile_count("followers_count", data.get("followers_count")),
+            following_count=x_values.profile_count("following_count", data.get("friends_count")),
+            tweet_count=x_values.profile_count("tweet_count", data.get("statuses_count")),
+            listed_count=x_values.profile_count("listed_count", data.get("listed_count")),
+            protected=x_values.flag(data.get("protected")),
+            verified=x_values.flag(data.get("verified")),
+            created_at=x_values.v1_date(data.get("created_at")),
+            email=x_values.clean_text(data.get("email")),
         )
 
     @classmethod
     def from_v2(cls, data: dict) -> "XUser":
-        metrics = data.get("public_metrics") or {}
-        created = data.get("created_at")
+        """X's v2 user object, every value normalised (accounts.x_values)."""
+        data = _user_object(data)
+        metrics = data.get("public_metrics")
+        metrics = metrics if isinstance(metrics, dict) else {}
         return cls(
-            id=str(data["id"]),
-            screen_name=data.get("username") or "",
-            name=data.get("name") or "",
-            location=data.get("location") or "",
-            url=data.get("url") or "",
-            description=data.get("description") or "",
-            profile_image_url=data.get("profile_image_url") or "",
-            followers_count=int(metrics.get("followers_count") or 0),
-            following_count=int(metrics.get("following_count") or 0),
-            tweet_count=int(metrics.get("tweet_count") or 0),
-            listed_count=int(metrics.get("listed_count") or 0),
-            protected=bool(data.get("protected")),
-            verified=bool(data.get("verified")),
-            created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+            id=_user_id(data.get("id")),
+            screen_name=x_values.profile_text("screen_name", data.get("username")),
+            name=x_values.profile_text("name", data.get("name")),
+            location=x_values.profile_text("location", data.get("location")),
+            url=x_values.profile_url("url", data.get("url")),
+            description=x_values.profile_text("description", data.get("description")),
+            profile_image_url=x_values.profile_url(
+                "profile_image_url", data.get("profile_image_url")
+            ),
+            followers_count=x_values.profile_count(
+                "followers_count", metrics.get("followers_count")
+            ),
+            following_count=x_values.profile_count(
+                "following_count", metrics.get("following_count")
+            ),
+            tweet_count=x_values.profile_count("tweet_count", metrics.get("tweet_count")),
+            listed_count=x_values.profile_count("listed_count", metrics.get("listed_count")),
+            protected=x_values.flag(data.get("protected")),
+            verified=x_values.flag(data.get("verified")),
+            created_at=x_values.v2_date(data.get("created_at")),
         )
+
+
+def _user_object(data: object) -> dict:
+    if not isinstance(data, dict):
+        raise XError("X answered without a user object")
+    return data
+
+
+def _user_id(value: object) -> str:
+    """The person's id, which is never repaired: a wrong one refuses the answer."""
+    try:
+        return x_values.x_user_id(value)
+    except ValueError as exc:
+        raise XError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -228,7 +277,23 @@ def _error_text(response: requests.Response) -> tuple[str, int | None]:
     return str(body)[:200], None
 
 
-def _raise_for_x_error(response: requests.Response, what: str) -> None:
+def _oauth_error_code(response: requests.Response) -> str:
+    """The OAuth 2.0 `error` field ("invalid_token", ...), or "" for any other shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else ""
+
+
+def _raise_for_x_error(response: requests.Response, what: str, *, revoking: bool = False) -> None:
+    """Turn X's error answer into the exception its callers act on.
+
+    `revoking` is for the revoke endpoints, where a 401/403 refuses the client, not
+    the token: only X's own words about the token (code 89, invalid_token,
+    invalid_grant) mean the token is gone; anything else leaves it possibly alive.
+    """
     status = response.status_code
     if status < 400:
         return
@@ -241,12 +306,24 @@ def _raise_for_x_error(response: requests.Response, what: str) -> None:
         raise XRateLimited(described, reset_at=reset_at, http_status=status, code=code)
     if status >= 500:
         raise XUnavailable(described, http_status=status, code=code)
+    if revoking:
+        if code == TOKEN_GONE_CODE or _oauth_error_code(response) in TOKEN_GONE_ERRORS:
+            raise XTokenInvalid(described, http_status=status, code=code)
+        if status in (401, 403):
+            raise XClientRefused(
+                f"{what}: X refused this app ({status}: {message}); the token may still work",
+                http_status=status,
+                code=code,
+            )
+        raise XError(described, http_status=status, code=code)
     if status in (401, 403) or (status == 400 and "token" in message.lower()):
         raise XTokenInvalid(described, http_status=status, code=code)
     raise XError(described, http_status=status, code=code)
 
 
-def _call(method: str, path: str, *, what: str, retry: bool, **kwargs) -> requests.Response:
+def _call(
+    method: str, path: str, *, what: str, retry: bool, revoking: bool = False, **kwargs
+) -> requests.Response:
     """Send one request to X, retrying only where repeating it cannot do harm.
 
     Refresh grants are never retried after they may have reached X: a refresh token
@@ -269,12 +346,14 @@ def _call(method: str, path: str, *, what: str, retry: bool, **kwargs) -> reques
             if attempt < attempts:
                 time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
                 continue
-            raise XUnavailable(f"{what}: X did not answer in time") from exc
+            if isinstance(exc, requests.ConnectTimeout):
+                raise XUnavailable(f"{what}: X did not answer in time") from exc
+            raise XAnswerLost(f"{what}: X did not answer in time after the call was sent") from exc
         _log_call(method, path, response.status_code, started)
         if response.status_code >= 500 and attempt < attempts:
             time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
             continue
-        _raise_for_x_error(response, what)
+        _raise_for_x_error(response, what, revoking=revoking)
         return response
     raise AssertionError("unreachable: the loop returns or raises")
 
@@ -341,21 +420,27 @@ def refresh_oauth2(refresh_token: str) -> TokenGrant:
 
 
 def revoke_oauth1(access_token: str, token_secret: str) -> None:
+    """Invalidate an OAuth 1.0a token. XTokenInvalid: X no longer knew it (code 89);
+    XClientRefused: X refused the app, the token may still work."""
     _call(
         "POST",
         "/1.1/oauth/invalidate_token",
         what="invalidate_token",
         retry=True,
+        revoking=True,
         auth=_oauth1(access_token, token_secret),
     )
 
 
 def revoke_oauth2(token: str, token_type_hint: str = "access_token") -> None:  # noqa: S107
+    """Revoke one OAuth 2.0 token (access or refresh). X answers 200 for a token it
+    does not know (RFC 7009); XClientRefused: X refused the app, not the token."""
     _call(
         "POST",
         "/2/oauth2/revoke",
         what="revoke",
         retry=True,
+        revoking=True,
         data={
             "token": token,
             "token_type_hint": token_type_hint,

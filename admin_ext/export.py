@@ -6,10 +6,14 @@ names, their order and how each value is rendered. Everything that writes an exp
 `export_profiles` command) reads rows through `export_rows()` and renders them with
 the resource's widgets, so a file is the same whichever way it was made.
 
-Two rules hold on every path:
+Three rules hold on every path:
 - Secrets never leave the database. Rows are `.values_list()` tuples of an explicit
   list of columns; no `XToken` is ever instantiated, so the encrypted token columns
   are neither selected nor decrypted, whatever fields staff pick.
+- Text is shown, never obeyed. Control characters (ESC, BEL, NUL...) and bidi
+  overrides from X, including any stored before X's values were cleaned, are
+  removed, so `export_profiles -o -` cannot drive a terminal; cells a spreadsheet
+  would run as a formula are neutralised.
 - Memory stays flat. Rows come from a server-side cursor in chunks and are written
   out chunk by chunk; nothing holds the whole table.
 
@@ -36,6 +40,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from accounts.models import Profile, TokenKind, TokenStatus, current_token_column
+from accounts.x_values import clean_text
 
 CHUNK_SIZE = 2000
 
@@ -56,6 +61,14 @@ def neutralise_formula(text: str) -> str:
     return text
 
 
+class XTextWidget(widgets.CharWidget):
+    """Text from X without its control and bidi characters (see accounts.x_values)."""
+
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
+        rendered = super().render(value, obj, **kwargs)
+        return clean_text(rendered, multiline=True) if isinstance(rendered, str) else rendered
+
+
 class ChoiceLabelWidget(widgets.CharWidget):
     """Renders a stored choice ("oauth2") as its label ("OAuth 2.0")."""
 
@@ -70,7 +83,7 @@ class ChoiceLabelWidget(widgets.CharWidget):
 
 
 def _text(column_name: str, attribute: str) -> fields.Field:
-    return fields.Field(attribute=attribute, column_name=column_name, widget=widgets.CharWidget())
+    return fields.Field(attribute=attribute, column_name=column_name, widget=XTextWidget())
 
 
 def _number(column_name: str, attribute: str) -> fields.Field:
@@ -272,14 +285,11 @@ def _integer_text(value: int | None) -> str:
 
 
 def _plain_text(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else clean_text(str(value), multiline=True)
 
 
 def _safe_text(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+    return neutralise_formula(_plain_text(value))
 
 
 def _datetime_text(widget: widgets.DateTimeWidget) -> Renderer:
@@ -324,7 +334,7 @@ def _text_renderer(widget: widgets.Widget, neutralise: bool) -> Renderer:
         return _BOOLEAN_TEXT.__getitem__
     if kind is widgets.DateTimeWidget:
         return _datetime_text(widget)
-    if kind is widgets.CharWidget:
+    if kind is XTextWidget:
         return _safe_text if neutralise else _plain_text
     return _neutralised(widget.render) if neutralise else widget.render
 

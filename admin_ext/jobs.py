@@ -38,9 +38,10 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts import tokens as token_ops
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
+from accounts.x_values import profile_text
 from admin_ext.audit import Finished, Recorded, record_outcomes, write_log_entries
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
 
@@ -57,7 +58,6 @@ HEARTBEAT_SECONDS = 5.0
 RECORD_SECONDS = 0.25
 LOG_FLUSH_SECONDS = 2.0
 ITEM_CHUNK = 2000
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 NO_TOKEN = Outcome(
     False, "", "No X token is stored for this account; it has not signed in with X."
 )
@@ -101,7 +101,11 @@ def create_job(
             job,
             (
                 BulkJobItem(
-                    job=job, token_id=pk, profile_id=profile_id, token_kind=kind, screen_name=name
+                    job=job,
+                    token_id=pk,
+                    profile_id=profile_id,
+                    token_kind=kind,
+                    screen_name=_shown_screen_name(name),
                 )
                 for pk, profile_id, kind, name in rows.iterator(chunk_size=ITEM_CHUNK)
             ),
@@ -111,13 +115,19 @@ def create_job(
             total += _add_items(
                 job,
                 (
-                    BulkJobItem(job=job, profile_id=pk, screen_name=name)
+                    BulkJobItem(job=job, profile_id=pk, screen_name=_shown_screen_name(name))
                     for pk, name in bare.iterator(chunk_size=ITEM_CHUNK)
                 ),
             )
         job.total = total
         job.save(update_fields=["total"])
     return job
+
+
+def _shown_screen_name(stored: str) -> str:
+    # Read with values_list, past Profile.from_db: a row stored before values from
+    # X were cleaned must not carry its control characters into the job's pages.
+    return profile_text("screen_name", stored)
 
 
 def _add_items(job: BulkJob, items) -> int:

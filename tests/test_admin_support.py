@@ -18,6 +18,7 @@ BUILTIN_IDS = {
     "grace_hopper": "1000000002",
     "private_pat": "1000000003",
     "formula_fred": "1000000004",
+    "hostile_harry": "1000000005",
 }
 
 

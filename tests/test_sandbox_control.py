@@ -12,6 +12,7 @@ import requests
 from requests_oauthlib import OAuth1
 
 from tests.sandbox import PROJECT_ROOT, SandboxControl, SandboxProcess, TimeoutSession
+from x_sandbox.personas import hostile_persona
 
 KEY, SECRET = "sandbox-consumer-key", "sandbox-consumer-secret"
 VERIFY = "/1.1/account/verify_credentials.json"
@@ -36,10 +37,38 @@ def test_builtin_personas(x_sandbox: SandboxControl) -> None:
         "grace_hopper": "1000000002",
         "private_pat": "1000000003",
         "formula_fred": "1000000004",
+        "hostile_harry": "1000000005",
     }
     assert personas["grace_hopper"]["location"] == "" and personas["grace_hopper"]["url"] is None
     assert personas["private_pat"]["protected"] is True
     assert personas["formula_fred"]["description"].startswith("=")
+
+
+def test_the_hostile_persona_comes_out_exactly_as_given_in_both_shapes(
+    x_sandbox: SandboxControl,
+) -> None:
+    harry = hostile_persona()
+    v1 = http.get(x_sandbox.base_url + VERIFY, auth=oauth1_auth(x_sandbox, "hostile_harry"))
+    fields = "created_at,description,location,public_metrics,url"
+    v2 = http.get(
+        x_sandbox.base_url + "/2/users/me",
+        params={"user.fields": fields},
+        headers=bearer(x_sandbox, "hostile_harry"),
+    )
+
+    v1_user, v2_user = v1.json(), v2.json()["data"]
+    assert "\\u0000" in v1.text and "\\u202e" in v2.text
+    for user in (v1_user, v2_user):
+        assert (user["name"], user["location"]) == (harry.name, harry.location)
+        assert (user["description"], user["url"]) == (harry.description, harry.url)
+    assert len(harry.description.encode()) > 10_000 and "\x00" in harry.name
+    assert (v1_user["followers_count"], v1_user["friends_count"]) == (2**40, -7)
+    assert v2_user["public_metrics"] == {
+        "followers_count": 2**40,
+        "following_count": -7,
+        "tweet_count": 2**40,
+        "listed_count": -1,
+    }
 
 
 def test_added_persona_signs_in(x_sandbox: SandboxControl) -> None:
@@ -58,7 +87,7 @@ def test_bulk_add_of_10000_personas_is_fast(x_sandbox: SandboxControl) -> None:
     started = time.perf_counter()
     x_sandbox.add_personas(people)
     assert time.perf_counter() - started < 5
-    assert len(x_sandbox.personas()) == 10_004
+    assert len(x_sandbox.personas()) == 10_005
 
 
 @pytest.mark.parametrize(
@@ -72,7 +101,7 @@ def test_bulk_add_of_10000_personas_is_fast(x_sandbox: SandboxControl) -> None:
 def test_bad_personas_are_refused(x_sandbox: SandboxControl, bad: dict) -> None:
     response = http.post(x_sandbox.base_url + "/_sandbox/personas", json=bad)
     assert response.status_code == 400
-    assert len(x_sandbox.personas()) == 4
+    assert len(x_sandbox.personas()) == 5
 
 
 def test_issue_10000_oauth2_tokens(x_sandbox: SandboxControl) -> None:
@@ -99,6 +128,32 @@ def test_delay_fault(x_sandbox: SandboxControl) -> None:
     started = time.perf_counter()
     assert http.get(x_sandbox.base_url + VERIFY, auth=auth).status_code == 200
     assert time.perf_counter() - started >= 0.3
+
+
+def test_late_fault_commits_the_refresh_and_answers_after_the_client_gave_up(
+    x_sandbox: SandboxControl,
+) -> None:
+    issued = x_sandbox.issue_tokens("ada_lovelace", "oauth2")[0]
+    x_sandbox.fault(TOKEN, late_ms=1500)
+    data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    auth = ("sandbox-client-id", "sandbox-client-secret")
+    with pytest.raises(requests.Timeout):
+        requests.post(x_sandbox.base_url + TOKEN, data=data, auth=auth, timeout=0.3)
+    refresh_tokens = x_sandbox.tokens()["oauth2_refresh_tokens"]
+    spent = {r["token"]: r["spent"] for r in refresh_tokens}
+    # The old refresh token is spent and a new pair exists that the client never saw.
+    assert spent[issued["refresh_token"]] is True
+    assert len(refresh_tokens) == 2 and list(spent.values()).count(False) == 1
+    assert http.post(x_sandbox.base_url + TOKEN, data=data, auth=auth).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"late_ms": 500, "status": 503}, {"late_ms": 500, "drop": True}, {"late_ms": "1"}],
+)
+def test_late_fault_refuses_what_it_cannot_mean(x_sandbox: SandboxControl, fault: dict) -> None:
+    response = http.post(x_sandbox.base_url + "/_sandbox/faults", json={"path": TOKEN, **fault})
+    assert response.status_code == 400
 
 
 def test_drop_fault_closes_the_connection(x_sandbox: SandboxControl) -> None:
@@ -148,7 +203,7 @@ def test_reset_restores_a_fresh_sandbox(x_sandbox: SandboxControl) -> None:
     x_sandbox.config(rate_limit=1)
     x_sandbox.advance_clock(999)
     x_sandbox.reset()
-    assert len(x_sandbox.personas()) == 4
+    assert len(x_sandbox.personas()) == 5
     assert x_sandbox.secrets() == [] and x_sandbox.calls() == []
     assert x_sandbox.config()["rate_limit"] == 75
 

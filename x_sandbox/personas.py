@@ -1,8 +1,11 @@
 """The fictional people who can "sign in" through the sandbox, and how X renders them.
 
 Each built-in persona exists to exercise one thing the site must get right: a
-full profile, an empty location with a null url, a protected account, and a
-description that a spreadsheet would run as a formula. The renderers produce
+full profile, an empty location with a null url, a protected account, a
+description that a spreadsheet would run as a formula, and a profile of hostile
+values (NUL, terminal escapes, markup, a right-to-left override, a 10 kB bio, a
+`javascript:` URL, counts far beyond 32 bits and below zero). The sandbox sends
+every value exactly as given, the way X would pass on whatever it holds. The renderers produce
 X's v1.1 user object and v2 user object separately because X shapes them
 differently (e.g. v1.1 sends a null url, v2 an empty string and no location).
 """
@@ -124,6 +127,36 @@ def validate_fields(data: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+RTL_OVERRIDE = "\u202e"
+# About 10 kB: X's own limit is 160 characters, but nothing the site keeps may
+# depend on X keeping to it.
+HOSTILE_DESCRIPTION = (
+    "<script>alert('bio')</script>\x00\x1b[31mred alert\x1b[0m\x07 "
+    + RTL_OVERRIDE
+    + "txet desrever <img src=x onerror=alert(1)> "
+    + "\u2066isolated\u2069 \x9b2J "
+    + "All work and no play makes Harry a dull boy. " * 225
+)
+
+
+def hostile_persona() -> Persona:
+    """Everything a profile from X should never contain, in one person."""
+    return Persona(
+        id="1000000005",
+        screen_name="hostile_harry",
+        name="Harry\x00 <b>Hostile</b>\x1b[2J\x07" + RTL_OVERRIDE + "lmth.exe",
+        location="\x1b]0;owned\x07<i>Nowhere</i>\x00",
+        url="javascript:alert(document.cookie)",
+        description=HOSTILE_DESCRIPTION,
+        followers_count=2**40,
+        friends_count=-7,
+        listed_count=-1,
+        statuses_count=2**40,
+        created_at=datetime(2021, 4, 1, 0, 0, 0, tzinfo=UTC),
+        email="harry@example.com",
+    )
+
+
 def builtin_personas() -> list[Persona]:
     """Fresh copies of the fixed personas that other tests rely on by screen name."""
     return [
@@ -184,6 +217,7 @@ def builtin_personas() -> list[Persona]:
             created_at=datetime(2020, 2, 29, 12, 0, 0, tzinfo=UTC),
             email="fred@example.net",
         ),
+        hostile_persona(),
     ]
 
 
