@@ -3,17 +3,14 @@
 import pytest
 
 from accounts.models import XToken
-from project.csp import content_security_policy
+from tests.sandbox import point_browser_site_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def site(live_server, x_sandbox, settings):
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
-    settings.CONTENT_SECURITY_POLICY = content_security_policy(
-        x_sandbox.base_url, x_sandbox.base_url, x_sandbox=True
-    )
+    point_browser_site_at(settings, x_sandbox.base_url)
     return live_server.url
 
 
