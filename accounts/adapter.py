@@ -32,9 +32,11 @@ _thread = threading.local()
 class XSignInSession(requests.Session):
     """The HTTP session for allauth's sign-in calls to X, one per thread.
 
-    allauth opens and closes a session around every call; keeping one alive per
-    thread saves a connection to X and a session setup on each of them. It stores
-    no cookies, so nothing X sets for one person's sign-in rides along with the next.
+    allauth opens and closes a session around every call; keeping one per thread
+    saves a session setup on each, and it shares the thread's connection pool with
+    accounts.x_client (see `configure_session`), so a sign-in reuses a kept-alive
+    connection to X. It stores no cookies, so nothing X sets for one person's
+    sign-in rides along with the next.
     """
 
     def __init__(self) -> None:
@@ -48,7 +50,7 @@ class XSignInSession(requests.Session):
         return super().request(*args, **kwargs)
 
     def close(self) -> None:
-        """Ignored: allauth's `with session:` must not drop the kept-alive connection."""
+        """Ignored: allauth's `with session:` must not close the thread's shared pool."""
 
 
 class AccountAdapter(DefaultAccountAdapter):

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
 from accounts import x_values
-from accounts.x_transport import KeepAliveTransport
 
 logger = logging.getLogger(__name__)
 
@@ -198,31 +198,38 @@ def api_url(path: str) -> str:
 
 
 def configure_session(session: requests.Session) -> requests.Session:
-    """Set up a requests session for calls to X: environment read once, lean transport.
+    """Set up a requests session for calls to X: environment read once, this thread's pool.
 
-    With `trust_env` requests re-reads every environment variable for each request
-    (a measurable share of a sign-in); X's address is fixed, so its proxy, if any,
-    can be looked up once. HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply.
-    The session must stay in one thread: its transport keeps that thread's
-    connections to X (see accounts.x_transport).
+    With `trust_env` requests re-reads every environment variable for each request;
+    X's address is fixed, so its proxy, if any, can be looked up once. HTTPS_PROXY,
+    NO_PROXY and REQUESTS_CA_BUNDLE still apply. Every session set up here in one
+    thread shares that thread's HTTPAdapter, so all of them reuse the same kept-alive
+    connections to X (requests' pooling, through urllib3).
     """
     session.proxies.update(requests.utils.get_environ_proxies(settings.X_API_BASE_URL))
     session.verify = (
         os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     )
     session.trust_env = False
-    transport = KeepAliveTransport()
-    session.mount("https://", transport)
-    session.mount("http://", transport)
+    pool = _connection_pool()
+    session.mount("https://", pool)
+    session.mount("http://", pool)
     return session
 
 
+def _connection_pool() -> HTTPAdapter:
+    """This thread's connections to X: bulk jobs call X from a thread pool."""
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = HTTPAdapter()
+    return pool
+
+
 def _session() -> requests.Session:
-    """One keep-alive session per thread: bulk jobs call X from a thread pool."""
+    """One session per thread for the calls made here."""
     session = getattr(_local, "session", None)
     if session is None:
-        session = configure_session(requests.Session())
-        _local.session = session
+        session = _local.session = configure_session(requests.Session())
     return session
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from project.csp import content_security_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -75,7 +77,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "project.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "project.middleware.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -182,11 +184,28 @@ SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
 # clear, so it never stores any (the sign-in adapter still sees sociallogin.token).
 SOCIALACCOUNT_STORE_TOKENS = False
 
+# --- Sessions and caches ------------------------------------------------------
+# Django's database sessions; with REDIS_URL, Django's cached_db backend reads them
+# from Redis (Django's own RedisCache) and still writes every change to the database,
+# so a Redis restart signs nobody out. Only sessions use Redis: everything else in
+# the cache is per process, as without it.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        },
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_CACHE_ALIAS = "sessions"
+
 # --- Security ---------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SESSION_ENGINE = "project.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
@@ -208,24 +227,6 @@ FORWARDED_PROXY_COUNT = env_int(
 )
 # Load balancers probe over plain HTTP; a redirect would read as "down".
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-
-# Content-Security-Policy (django-csp): nothing inline, nothing from a CDN.
-# project.middleware adds X's origins to form-action (the sign-in redirect) and,
-# with the sandbox, to img-src (avatars) at request time.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "https://pbs.twimg.com", "https://abs.twimg.com"],
-        "font-src": ["'self'"],
-        "connect-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    }
-}
 
 # Password logins (the admin) are throttled by django-axes, per username+address.
 AXES_HANDLER = "project.throttling.PasswordLoginAxesHandler"
@@ -297,6 +298,11 @@ if X_CLIENT_ID and X_CLIENT_SECRET:
         "SCOPE": X_OAUTH2_SCOPES,
         "OAUTH_PKCE_ENABLED": True,
     }
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------
+# Nothing inline, nothing from a CDN; X's origins (from the base URLs above) in
+# form-action for the sign-in redirect and, with the sandbox, in img-src for avatars.
+CONTENT_SECURITY_POLICY = content_security_policy(X_API_BASE_URL, X_WEB_BASE_URL, X_SANDBOX)
 
 # Fernet keys, comma-separated: the first encrypts, all decrypt, so a new key can
 # be put in front and old rows re-encrypted (`manage.py rotate_token_keys`).

@@ -1,6 +1,7 @@
 """Shared fixtures: a real headless Chromium (Debian's, driven by Playwright) and the X sandbox."""
 
 import os
+import uuid
 
 import pytest
 
@@ -20,6 +21,31 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_redis_keys():
+    """With REDIS_URL, this run's session keys in Redis carry a prefix of their own.
+
+    Several runs (CI, developers) may share one Redis: none may read another's
+    sessions or be disturbed by them. The keys are deleted when the run ends.
+    """
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        yield
+        return
+    import redis
+    from django.conf import settings
+    from django.test import override_settings
+
+    prefix = f"test-{uuid.uuid4().hex}"
+    caches = {alias: dict(config) for alias, config in settings.CACHES.items()}
+    caches[settings.SESSION_CACHE_ALIAS]["KEY_PREFIX"] = prefix
+    with override_settings(CACHES=caches):
+        yield
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
 
 
 @pytest.fixture(scope="session")

@@ -181,6 +181,19 @@ class SandboxControl:
         return self._call("POST", "config", changes)
 
 
+def point_browser_site_at(settings: Any, base_url: str) -> None:
+    """Send the site's calls and redirects to X at `base_url`, its CSP allowing it there.
+
+    The Content-Security-Policy is built from X's base URLs when settings load, so a
+    test that moves X after that rebuilds it the same way; without it a browser
+    refuses the sign-in redirect to X (form-action).
+    """
+    from project.csp import content_security_policy
+
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = base_url
+    settings.CONTENT_SECURITY_POLICY = content_security_policy(base_url, base_url, x_sandbox=True)
+
+
 @pytest.fixture(scope="session")
 def x_sandbox_process() -> Iterator[SandboxProcess]:
     """One sandbox process for the whole test run."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +116,20 @@ def test_favicon_ico_points_at_the_site_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"] == "/static/img/favicon.svg"
+
+
+@pytest.mark.django_db
+def test_a_signed_in_session_is_in_the_database_and_with_redis_url_in_redis_too(client):
+    """Django's own session backends: the database always, Redis in front with REDIS_URL."""
+    user = get_user_model().objects.create_user("session_owner")
+    client.force_login(user)
+    session_key = client.cookies["sessionid"].value
+
+    row = Session.objects.get(session_key=session_key)
+    assert row.get_decoded()["_auth_user_id"] == str(user.pk)
+    assert client.get("/profile/").status_code == 200  # signed in: not sent to /login/
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        assert list(redis.Redis.from_url(redis_url).scan_iter(match=f"*{session_key}"))

@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from accounts.models import Profile, TokenKind
 from admin_ext.models import BulkJob
+from tests.sandbox import point_browser_site_at
 from tests.test_admin_actions import messages_of, post_action
 from tests.test_admin_support import sign_in as issue_sign_in
 from tests.test_export_admin import body, export
@@ -55,7 +56,7 @@ def stored(x_user_id: str = HARRY_ID) -> dict:
 
 @pytest.fixture
 def site(live_server, x_sandbox, settings):
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    point_browser_site_at(settings, x_sandbox.base_url)
     return live_server.url
 
 

@@ -181,6 +181,14 @@ def test_call_log_has_no_query_strings_or_secrets(x_sandbox: SandboxControl) -> 
     assert all(secret not in logged for secret in x_sandbox.secrets())
 
 
+def test_call_log_says_how_long_the_sandbox_took(x_sandbox: SandboxControl) -> None:
+    """Benchmarks subtract this from a sign-in to get the site's own share."""
+    x_sandbox.config(latency_ms=40)
+    http.get(x_sandbox.base_url + VERIFY, auth=oauth1_auth(x_sandbox))
+    [call] = x_sandbox.calls()
+    assert 40 <= call["duration_ms"] < 1000
+
+
 def test_secrets_lists_everything_issued(x_sandbox: SandboxControl) -> None:
     oauth1 = x_sandbox.issue_tokens("grace_hopper", "oauth1")[0]
     oauth2 = x_sandbox.issue_tokens("grace_hopper", "oauth2")[0]

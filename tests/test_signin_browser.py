@@ -3,13 +3,14 @@
 import pytest
 
 from accounts.models import XToken
+from tests.sandbox import point_browser_site_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def site(live_server, x_sandbox, settings):
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    point_browser_site_at(settings, x_sandbox.base_url)
     return live_server.url
 
 

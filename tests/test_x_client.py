@@ -1,11 +1,13 @@
 """accounts.x_client against the X sandbox over real HTTP: answers, errors, retries."""
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 
 from accounts import x_client
 from accounts.x_client import XError, XRateLimited, XTokenInvalid, XUnavailable
+from tests.sandbox import SandboxControl, SandboxProcess
 
 
 @pytest.fixture
@@ -136,3 +138,23 @@ def test_other_client_errors_are_plain_x_errors(x):
         x_client.get_me("whatever")
     assert caught.value.http_status == 400
     assert not isinstance(caught.value, XTokenInvalid | XUnavailable)
+
+
+def test_a_kept_alive_connection_x_closed_is_replaced_not_failed(settings, x):
+    """X restarts between two calls (a deploy at X): the second call still works, sent once."""
+    settings.X_HTTP_RETRIES = 0
+    first = SandboxProcess(rate_limit=10**6).start()
+    port = urlsplit(first.base_url).port
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = first.base_url
+    try:
+        [token] = SandboxControl(first.base_url).issue_tokens("ada_lovelace", "oauth1")
+        assert x_client.verify_credentials(token["oauth_token"], token["oauth_token_secret"])
+    finally:
+        first.stop()
+    with SandboxProcess(rate_limit=10**6, port=port) as second:
+        control = SandboxControl(second.base_url)
+        [token] = control.issue_tokens("ada_lovelace", "oauth1")
+        calls_before = len(control.calls())
+        user = x_client.verify_credentials(token["oauth_token"], token["oauth_token_secret"])
+        assert user.screen_name == "ada_lovelace"
+        assert len(control.calls()) == calls_before + 1

@@ -81,9 +81,11 @@ Control API (JSON in and out; not part of X; never delayed, faulted or logged):
     "oauth1_access_tokens", "oauth2_codes", "oauth2_access_tokens",
     "oauth2_refresh_tokens"}`` -- for tests that hunt for leaked secrets.
 ``GET /_sandbox/calls``
-    ``{"calls": [{"method", "path", "status", "at"}, ...]}`` for every non-control call,
-    oldest first; no query strings, no secrets; ``status`` is null for a dropped
-    connection; ``at`` is sandbox-clock epoch seconds.
+    ``{"calls": [{"method", "path", "status", "at", "duration_ms"}, ...]}`` for every
+    non-control call, oldest first; no query strings, no secrets; ``status`` is null for
+    a dropped connection; ``at`` is sandbox-clock epoch seconds; ``duration_ms`` is how
+    long the sandbox took to answer (latency and delays included; null for a dropped
+    connection), so a benchmark can subtract the time spent at X (bench/signin.py).
 ``POST /_sandbox/reset``
     Built-in personas only, no tokens, faults or calls, clock offset 0, options as started.
 ``GET|POST /_sandbox/config``

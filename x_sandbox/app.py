@@ -68,8 +68,12 @@ class SandboxApp:
             response = self._handle(request)
         else:
             arrived_in = self.sandbox.generation
+            started = time.perf_counter()
             response = self._handle_like_x(request, arrived_in)
-            self.sandbox.record_call(request.method, request.path, response.status, arrived_in)
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.sandbox.record_call(
+                request.method, request.path, response.status, arrived_in, duration_ms
+            )
         self._add_rate_headers(response)
         headers = [("Content-Type", response.content_type), *response.headers]
         start_response(response.status_line(), headers)

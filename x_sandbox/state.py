@@ -434,7 +434,14 @@ class Sandbox:
                     return fault
             return None
 
-    def record_call(self, method: str, path: str, status: int | None, generation: int) -> None:
+    def record_call(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        generation: int,
+        duration_ms: float | None = None,
+    ) -> None:
         """Log a call, unless the state was reset since it arrived (`generation`).
 
         A call held up by a delay fault finishes long after the test that armed
@@ -443,7 +450,15 @@ class Sandbox:
         with self._lock:
             if generation != self.generation:
                 return
-            self.calls.append({"method": method, "path": path, "status": status, "at": self.now()})
+            self.calls.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "at": self.now(),
+                    "duration_ms": duration_ms,
+                }
+            )
 
     def call_log(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,0 +1,9 @@
+"""startproject's admin plus allauth's URLs, as the quick start has them."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+]
