@@ -29,6 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -54,6 +55,7 @@ from admin_ext.actions import (
     revoke_tokens,
     selection_of_profiles,
     selection_of_tokens,
+    summary_message,
 )
 from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
@@ -66,6 +68,7 @@ admin.site.index_title = "Accounts, tokens and jobs"
 
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
+JOB_ITEMS_TEMPLATE = "admin/admin_ext/bulkjob/job_items.html"
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
@@ -631,9 +634,20 @@ class BulkJobAdmin(ReadOnlyAdmin):
         )
         return [progress, *super().get_urls()]
 
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Staff may follow a job they started with a token permission they still
+        hold, even without the job list's view permission: every action leads here."""
+        if super().has_view_permission(request, obj):
+            return True
+        return (
+            obj is not None
+            and obj.created_by_id == request.user.pk
+            and request.user.has_perm(ACTION_PERMISSIONS[f"{obj.action}_tokens"])
+        )
+
     def viewable_job(self, request: HttpRequest, object_id: str) -> BulkJob:
-        """The job, for staff with the job model's view permission; 404 for an id
-        that names no job (`abc` included)."""
+        """The job, for staff with the job model's view permission (or who started it);
+        404 for an id that names no job (`abc` included)."""
         job = self.get_object(request, unquote(object_id))
         if not self.has_view_permission(request, job):
             raise PermissionDenied
@@ -642,12 +656,24 @@ class BulkJobAdmin(ReadOnlyAdmin):
         return job
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """The job page's live progress bar polls this."""
+        """The job page polls this: the counts, the page of items it shows (same
+        filter and page), and once finished the one-line summary."""
         job = self.viewable_job(request, object_id)
-        return JsonResponse(jobs.job_progress(job).as_dict())
+        progress = jobs.job_progress(job)
+        context = self.items_context(request, job)
+        data = {
+            **progress.as_dict(),
+            "items_html": render_to_string(JOB_ITEMS_TEMPLATE, context, request=request),
+            "summary_html": self.summary(request, job, progress),
+        }
+        return JsonResponse(data)
 
-    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
-        job = self.viewable_job(request, object_id)
+    def summary(self, request: HttpRequest, job: BulkJob, progress: jobs.Progress) -> str:
+        if progress.state != "done":
+            return ""
+        return summary_message(job, progress, with_names=shows_accounts(request))
+
+    def items_context(self, request: HttpRequest, job: BulkJob) -> dict:
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")
         if status in ItemStatus.values:
@@ -655,19 +681,31 @@ class BulkJobAdmin(ReadOnlyAdmin):
         items_page = Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
         for item in items_page:
             item.kind_label = TokenKind(item.token_kind).label if item.token_kind else "no token"
-        context = {
-            **(extra_context or {}),
-            "progress": jobs.job_progress(job),
-            "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
+        return {
             "items_page": items_page,
             "item_status": status,
+            "show_accounts": shows_accounts(request),
+        }
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        job = self.viewable_job(request, object_id)
+        progress = jobs.job_progress(job)
+        context = {
+            **(extra_context or {}),
+            **self.items_context(request, job),
+            "progress": progress,
+            "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
+            "summary_html": self.summary(request, job, progress),
             "item_statuses": ItemStatus.choices,
             "action_label": TokenAction(job.action).label,
-            # Who the accounts are is profile data: staff who may not view profiles
-            # follow a job by its counts and outcomes only.
-            "show_accounts": request.user.has_perm("accounts.view_profile"),
         }
         return super().change_view(request, object_id, form_url, context)
+
+
+def shows_accounts(request: HttpRequest) -> bool:
+    """Who the accounts are is profile data: staff who may not view profiles follow
+    a job by its counts and outcomes only."""
+    return request.user.has_perm("accounts.view_profile")
 
 
 # Audit trail ------------------------------------------------------------------------------------

@@ -5,8 +5,12 @@ tokens, `accounts.tokens.store_token` stores them encrypted, and the profile
 carries the persona's X id and screen name.
 """
 
+import re
+from html import unescape
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 
 from accounts.models import Profile, TokenKind, XToken
 from accounts.tokens import store_token
@@ -105,3 +109,15 @@ def access_token_is_live(x_sandbox: SandboxControl, access_token: str) -> bool:
 
 def token_calls(x_sandbox: SandboxControl, path: str) -> int:
     return sum(1 for call in x_sandbox.calls() if call["path"] == path)
+
+
+def run_queued_jobs() -> None:
+    """What `manage.py db_worker` does in production: run every task that is due, here."""
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+
+def job_summary(client, job) -> str:
+    """The one-line outcome a finished job's page shows (its text, tags stripped)."""
+    html = client.get(job.get_admin_url()).content.decode()
+    found = re.search(r'<p id="job-summary"[^>]*>(.*?)</p>', html, re.S)
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""
