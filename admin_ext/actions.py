@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Profile, XToken
@@ -190,6 +191,16 @@ def revoke_confirmation(
         "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        "cancel_url": _cancel_url(modeladmin, request),
     }
     request.current_app = modeladmin.admin_site.name
     return TemplateResponse(request, "admin_ext/revoke_confirmation.html", context)
+
+
+def _cancel_url(modeladmin, request: HttpRequest) -> str:
+    """Back where the revoke was asked for: the account's page or the (filtered) list."""
+    selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+    if request.POST.get("from_change_page") == "1" and len(selected) == 1:
+        opts = modeladmin.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[selected[0]])
+    return request.get_full_path()

@@ -78,13 +78,48 @@ def masked_token(kind: str | None, hint: str | None) -> str:
     return f"{label} …{hint}" if hint else f"{label} (none)"
 
 
+TOKEN_ACTION_BUTTONS = (
+    ("check_tokens", "Check with X", False),
+    ("refresh_tokens", "Refresh", False),
+    ("revoke_tokens", "Revoke at X…", True),
+)
+
+
 class TokenActionsMixin:
-    """check_tokens / refresh_tokens / revoke_tokens, each behind its own permission."""
+    """check_tokens / refresh_tokens / revoke_tokens, each behind its own permission,
+    on the list and, as buttons posting the same list actions, on each object's page."""
 
     actions = [check_tokens, refresh_tokens, revoke_tokens]
+    change_form_template = "admin/admin_ext/token_change_form.html"
 
     def selection(self, queryset: QuerySet) -> Selection:
         raise NotImplementedError
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        context = {
+            **(extra_context or {}),
+            "token_action_buttons": self.token_action_buttons(request, object_id),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def token_action_buttons(self, request: HttpRequest, object_id) -> list[dict]:
+        """The actions this person may run, when the account holds a token to act on."""
+        permitted = [
+            (name, label, destructive)
+            for name, label, destructive in TOKEN_ACTION_BUTTONS
+            if request.user.has_perm(ACTION_PERMISSIONS[name])
+        ]
+        if not permitted:
+            return []
+        chosen = self.model._default_manager.filter(pk=unquote(str(object_id)))
+        tokens = self.selection(chosen).tokens.count()
+        if not tokens:
+            return []
+        noun = "token" if tokens == 1 else "tokens"
+        return [
+            {"name": name, "label": label, "destructive": destructive, "noun": noun}
+            for name, label, destructive in permitted
+        ]
 
     def has_check_token_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(ACTION_PERMISSIONS["check_tokens"])

@@ -1,0 +1,125 @@
+"""Issue 18, as a member of staff sees it in Chromium at 1440×900: what is on each
+page, what each button does, and that nothing waits for X while the page is held."""
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from accounts.models import TokenKind, TokenStatus, XToken
+from admin_ext.models import BulkJob
+from tests.test_admin_support import (
+    access_token_is_live,
+    run_queued_jobs,
+    sign_in,
+    staff_user,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "irrelevant-pw-123"
+WIDE = {"width": 1440, "height": 900}
+
+
+@pytest.fixture(autouse=True)
+def site_uses_sandbox(settings, x_sandbox):
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    return x_sandbox
+
+
+@pytest.fixture
+def wide(page):
+    page.set_viewport_size(WIDE)
+    return page
+
+
+def log_in(page, live_server, username: str, next_url: str = "/admin/") -> None:
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def superuser(username: str = "boss"):
+    return get_user_model().objects.create_superuser(username, f"{username}@example.com", PASSWORD)
+
+
+# Point 3: every action answers at once and its page follows it ------------------------------
+
+
+def test_an_action_on_one_token_answers_at_once_and_its_rows_follow_the_bar(
+    wide, live_server, x_sandbox
+):
+    superuser()
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    log_in(wide, live_server, "boss", "/admin/accounts/xtoken/")
+    wide.locator(f'input.action-select[value="{ada.pk}"]').check()
+    wide.locator('select[name="action"]').select_option("check_tokens")
+    wide.get_by_role("button", name="Go").click()
+
+    expect(wide.get_by_role("heading", name="Progress")).to_be_visible()
+    assert x_sandbox.calls() == [], "the page came back before anything asked X"
+    assert wide.locator('[data-field="state"]').inner_text() == "queued"
+    expect(wide.locator("#job-items tbody")).to_contain_text("Pending")
+
+    run_queued_jobs()
+
+    expect(wide.locator("#job-summary")).to_have_text("Check: 1 ok, 0 failed.")
+    expect(wide.locator("#job-items tbody")).to_contain_text("OK")
+    expect(wide.locator("#job-items tbody")).not_to_contain_text("Pending")
+    finished = wide.locator("#job-items tbody tr td").last
+    expect(finished).to_have_text(re.compile(r"^(now|\d+\W+seconds? ago)$"))
+
+
+# Point 2: acting on one account from its own page --------------------------------------------
+
+
+def test_profile_page_has_check_refresh_revoke_buttons_for_staff_permitted(
+    wide, live_server, x_sandbox
+):
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    staff_user("checker", "accounts.view_profile", "accounts.check_token")
+    log_in(wide, live_server, "checker", f"/admin/accounts/profile/{ada.profile_id}/change/")
+
+    actions = wide.get_by_role("region", name="Act on this account's X token")
+    expect(actions.get_by_role("button")).to_have_text(["Check with X"])
+    actions.get_by_role("button", name="Check with X").click()
+
+    expect(wide.locator(".messagelist")).to_contain_text("Check of 1 token started")
+    run_queued_jobs()
+    expect(wide.locator("#job-summary")).to_have_text("Check: 1 ok, 0 failed.")
+
+
+def test_token_page_revoke_asks_the_same_confirmation_and_cancel_returns(
+    wide, live_server, x_sandbox
+):
+    superuser()
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    token_page = f"/admin/accounts/xtoken/{ada.pk}/change/"
+    log_in(wide, live_server, "boss", token_page)
+    actions = wide.get_by_role("region", name="Act on this account's X token")
+    expect(actions.get_by_role("button")).to_have_text(
+        ["Check with X", "Refresh", "Revoke at X…"]
+    )
+
+    actions.get_by_role("button", name="Revoke at X…").click()
+    expect(wide.get_by_role("heading", name="Revoke X tokens?")).to_be_visible()
+    wide.get_by_role("link", name="No, take me back").click()
+    assert wide.url.endswith(token_page)
+    assert XToken.objects.get(pk=ada.pk).status == TokenStatus.ACTIVE
+
+    actions.get_by_role("button", name="Revoke at X…").click()
+    wide.get_by_role("button", name="Yes, revoke 1 token").click()
+    run_queued_jobs()
+    expect(wide.locator("#job-summary")).to_have_text("Revoke: 1 ok, 0 failed.")
+    assert not access_token_is_live(x_sandbox, ada.access_token)
+    assert BulkJob.objects.get().action == "revoke"
+
+
+def test_no_buttons_without_permission_or_token(wide, live_server, x_sandbox):
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    staff_user("viewer", "accounts.view_profile", "accounts.view_xtoken")
+    log_in(wide, live_server, "viewer", f"/admin/accounts/profile/{ada.profile_id}/change/")
+    expect(wide.locator("#content-main")).to_be_visible()
+    assert wide.locator(".token-actions").count() == 0
