@@ -1,4 +1,4 @@
-"""Issue 18, as a member of staff sees it in Chromium at 1440×900: what is on each
+"""Issue 18, as a member of staff sees it in Chromium at 1440 by 900: what is on each
 page, what each button does, and that nothing waits for X while the page is held."""
 
 import re
@@ -99,9 +99,7 @@ def test_token_page_revoke_asks_the_same_confirmation_and_cancel_returns(
     token_page = f"/admin/accounts/xtoken/{ada.pk}/change/"
     log_in(wide, live_server, "boss", token_page)
     actions = wide.get_by_role("region", name="Act on this account's X token")
-    expect(actions.get_by_role("button")).to_have_text(
-        ["Check with X", "Refresh", "Revoke at X…"]
-    )
+    expect(actions.get_by_role("button")).to_have_text(["Check with X", "Refresh", "Revoke at X…"])
 
     actions.get_by_role("button", name="Revoke at X…").click()
     expect(wide.get_by_role("heading", name="Revoke X tokens?")).to_be_visible()
