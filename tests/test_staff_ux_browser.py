@@ -13,6 +13,7 @@ from tests.test_admin_support import (
     access_token_is_live,
     run_queued_jobs,
     sign_in,
+    sign_in_many,
     staff_user,
 )
 
@@ -121,3 +122,61 @@ def test_no_buttons_without_permission_or_token(wide, live_server, x_sandbox):
     log_in(wide, live_server, "viewer", f"/admin/accounts/profile/{ada.profile_id}/change/")
     expect(wide.locator("#content-main")).to_be_visible()
     assert wide.locator(".token-actions").count() == 0
+
+
+# Point 1: the model list staff use, grouped, with the dashboard on one screen ----------------
+
+
+def sidebar_entries(page) -> list[str]:
+    """Each group of the model list and its entries, as read on the page."""
+    groups = page.locator("#app-list .module, #nav-sidebar .module")
+    return [
+        f"{group.locator('caption').text_content().strip()}: "
+        + ", ".join(group.locator("th[scope=row]").all_inner_texts())
+        for group in groups.all()
+    ]
+
+
+def test_index_groups_staff_models_and_hides_library_tables(wide, live_server, x_sandbox):
+    superuser()
+    sign_in_many(x_sandbox, 3)
+    log_in(wide, live_server, "boss", "/admin/accounts/xtoken/")
+    wide.locator("#action-toggle").check()
+    wide.locator('select[name="action"]').select_option("check_tokens")
+    wide.get_by_role("button", name="Go").click()
+    expect(wide.locator("#job-progress")).to_be_visible()
+    expected = [
+        "Accounts: Profiles, Users, Groups",
+        "X tokens: X tokens, Pending revocations",
+        "Jobs and audit: Bulk token jobs, Audit events",
+        "Security: Access attempts",
+    ]
+    assert sidebar_entries(wide) == expected, "the sidebar of every other page"
+    wide.goto(f"{live_server.url}/admin/")
+
+    assert sidebar_entries(wide) == expected
+    for hidden in ("Email addresses", "Social accounts", "Social applications", "Task Results"):
+        assert wide.get_by_role("link", name=hidden).count() == 0, hidden
+    for shown in ("#dash-totals", "#dash-tokens", "#app-list"):
+        box = wide.locator(shown).bounding_box()
+        assert box["y"] + box["height"] <= WIDE["height"], f"{shown} is below the fold"
+    recent = wide.locator("#recent-actions-module li")
+    expect(recent).to_have_count(1)
+    expect(recent).to_contain_text(re.compile(r"Job #\d+: check 3 tokens"))
+
+
+def test_security_group_is_for_superusers_only(wide, live_server):
+    staff_user("helper", "axes.view_accessattempt")
+    log_in(wide, live_server, "helper")
+    assert sidebar_entries(wide) == ["Accounts: Profiles", "X tokens: X tokens"]
+
+
+def test_zero_counts_are_not_shown_as_alarms(wide, live_server):
+    superuser()
+    log_in(wide, live_server, "boss")
+    health = wide.locator("#dash-tokens li")
+    alarm = health.filter(has_text="Error").locator(".dash-count")
+    quiet = health.filter(has_text="Revoked").locator(".dash-count")
+    expect(alarm).to_have_text("0")
+    color = "e => getComputedStyle(e).color"
+    assert alarm.evaluate(color) == quiet.evaluate(color), "a zero is not red"
