@@ -15,7 +15,7 @@ allauth's own SocialToken/SocialApp pages. The rules every class here follows:
   confirms) by accounts.revocation, and the confirmation page says how many.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registers first)
 from allauth.socialaccount.models import SocialApp, SocialToken
@@ -25,6 +25,7 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.contrib.admin.utils import flatten, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
@@ -33,6 +34,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from accounts import revocation
@@ -58,6 +60,7 @@ from admin_ext.actions import (
     summary_message,
 )
 from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
+from admin_ext.export import x_profiles
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
@@ -69,6 +72,17 @@ admin.site.index_title = "Accounts, tokens and jobs"
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
 JOB_ITEMS_TEMPLATE = "admin/admin_ext/bulkjob/job_items.html"
+
+
+def when(moment: datetime | None) -> str:
+    """A moment as people read it in a list ("3 hours ago", "in 50 minutes"); the
+    exact local time is in the tooltip and the machine-readable one in datetime=."""
+    if moment is None:
+        return "—"
+    exact = date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', moment.isoformat(), exact, naturaltime(moment)
+    )
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
@@ -232,14 +246,13 @@ class CurrentTokenExpiresFilter(ExpiresWithinHourFilter):
 @admin.register(Profile)
 class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
-        "avatar",
         "account",
         "x_link",
-        "followers_count",
+        "followers",
         "token_kind",
         "token_status",
         "token_expires",
-        "last_synced_at",
+        "last_synced",
         "last_sign_in",
     )
     list_display_links = ("account",)
@@ -273,9 +286,12 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     readonly_fields = flatten(fields)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """X accounts only: a staff account's empty profile is no row to list or export
+        (its user page has everything about it)."""
         return (
             super()
             .get_queryset(request)
+            .filter(pk__in=x_profiles().values("pk"))
             .annotate(
                 current_kind=current_token_column("kind"),
                 current_hint=current_token_column("token_hint"),
@@ -293,10 +309,10 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    @admin.display(description="")
+    @admin.display(description="picture")
     def avatar(self, profile: Profile) -> str:
         if not profile.profile_image_url:
-            return ""
+            return "—"
         return format_html(
             '<img src="{}" alt="" width="32" height="32" loading="lazy" class="x-avatar">',
             profile.profile_image_url,
@@ -304,7 +320,18 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
 
     @admin.display(description="account", ordering="name")
     def account(self, profile: Profile) -> str:
-        return profile.name or profile.user.get_username()
+        name = profile.name or profile.user.get_username()
+        if not profile.profile_image_url:
+            return name
+        return format_html(
+            '<img src="{}" alt="" width="24" height="24" loading="lazy" class="x-avatar"> {}',
+            profile.profile_image_url,
+            name,
+        )
+
+    @admin.display(description="followers", ordering="followers_count")
+    def followers(self, profile: Profile) -> int:
+        return profile.followers_count
 
     @admin.display(description="screen name", ordering="screen_name")
     def x_link(self, profile: Profile) -> str:
@@ -327,12 +354,16 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
         return TokenStatus(profile.current_status).label
 
     @admin.display(description="token expires", ordering="current_expires_at")
-    def token_expires(self, profile: Profile):
-        return profile.current_expires_at
+    def token_expires(self, profile: Profile) -> str:
+        return when(profile.current_expires_at)
+
+    @admin.display(description="last synced", ordering="last_synced_at")
+    def last_synced(self, profile: Profile) -> str:
+        return when(profile.last_synced_at)
 
     @admin.display(description="last sign-in", ordering="user__last_login")
-    def last_sign_in(self, profile: Profile):
-        return profile.user.last_login
+    def last_sign_in(self, profile: Profile) -> str:
+        return when(profile.user.last_login)
 
     @admin.display(description="X tokens")
     def tokens_summary(self, profile: Profile) -> str:
@@ -347,7 +378,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
                     reverse("admin:accounts_xtoken_change", args=[token.pk]),
                     token.masked,
                     token.get_status_display(),
-                    token.expires_at or "never",
+                    when(token.expires_at) if token.expires_at else "never",
                 )
                 for token in tokens
             ),
@@ -363,9 +394,9 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
         "masked",
         "account",
         "status",
-        "expires_at",
-        "last_checked_at",
-        "last_refreshed_at",
+        "expires",
+        "last_checked",
+        "last_refreshed",
         "short_error",
     )
     list_select_related = ("profile",)
@@ -408,6 +439,18 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
         label = f"@{profile.screen_name}" if profile.screen_name else str(profile)
         url = reverse("admin:accounts_profile_change", args=[profile.pk])
         return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, token: XToken) -> str:
+        return when(token.expires_at)
+
+    @admin.display(description="last checked", ordering="last_checked_at")
+    def last_checked(self, token: XToken) -> str:
+        return when(token.last_checked_at)
+
+    @admin.display(description="last refreshed", ordering="last_refreshed_at")
+    def last_refreshed(self, token: XToken) -> str:
+        return when(token.last_refreshed_at)
 
     @admin.display(description="last error")
     def short_error(self, token: XToken) -> str:
@@ -747,6 +790,19 @@ def shows_accounts(request: HttpRequest) -> bool:
 # Audit trail ------------------------------------------------------------------------------------
 
 
+class AuditTokenKindFilter(ChoiceListFilter):
+    """The method's one name ("OAuth 2.0"), not the stored code ("oauth2")."""
+
+    title = "token kind"
+    parameter_name = "token_kind"
+
+    def lookups(self, request, model_admin):
+        return TokenKind.choices
+
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        return queryset.filter(token_kind=value)
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = (
@@ -754,7 +810,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor_label",
         "action",
         "account",
-        "token_kind",
+        "kind",
         "outcome",
         "http_status",
         "short_message",
@@ -763,7 +819,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = (
         "action",
         "outcome",
-        "token_kind",
+        AuditTokenKindFilter,
         ("actor", admin.RelatedOnlyFieldListFilter),
         "http_status",
         "created_at",
@@ -775,7 +831,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor_label",
         "action",
         "account",
-        "token_kind",
+        "kind",
         "outcome",
         "token_status",
         "http_status",
@@ -788,6 +844,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def account(self, event: AuditEvent) -> str:
         name = f"@{event.screen_name}" if event.screen_name else "—"
         return f"{name} ({event.x_user_id})" if event.x_user_id else name
+
+    @admin.display(description="token kind", ordering="token_kind")
+    def kind(self, event: AuditEvent) -> str:
+        if not event.token_kind:
+            return "no token"
+        return dict(TokenKind.choices).get(event.token_kind, event.token_kind)
 
     @admin.display(description="message")
     def short_message(self, event: AuditEvent) -> str:

@@ -180,3 +180,65 @@ def test_zero_counts_are_not_shown_as_alarms(wide, live_server):
     expect(alarm).to_have_text("0")
     color = "e => getComputedStyle(e).color"
     assert alarm.evaluate(color) == quiet.evaluate(color), "a zero is not red"
+
+
+# Point 4: details ------------------------------------------------------------------------------
+
+
+def background(locator) -> str:
+    return locator.evaluate("e => getComputedStyle(e).backgroundColor")
+
+
+def is_red(rgb: str) -> bool:
+    red, green, blue = (int(part) for part in re.findall(r"\d+", rgb)[:3])
+    return red > 150 and green < 80 and blue < 80
+
+
+def test_revoke_confirmation_has_a_red_button_and_a_neutral_cancel(wide, live_server, x_sandbox):
+    superuser()
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    log_in(wide, live_server, "boss", "/admin/accounts/xtoken/")
+    wide.locator(f'input.action-select[value="{ada.pk}"]').check()
+    wide.locator('select[name="action"]').select_option("revoke_tokens")
+    wide.get_by_role("button", name="Go").click()
+
+    assert is_red(background(wide.get_by_role("button", name="Yes, revoke 1 token")))
+    assert not is_red(background(wide.get_by_role("link", name="No, take me back")))
+
+
+@pytest.mark.parametrize("url", ["/admin/accounts/profile/", "/admin/accounts/xtoken/"])
+def test_lists_fit_1440_with_readable_dates_and_only_x_accounts(wide, live_server, x_sandbox, url):
+    superuser()
+    sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    log_in(wide, live_server, "boss", url)
+
+    results = wide.locator("#changelist .results")
+    width, visible = results.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert width <= visible, "a column is cut off"
+    table = wide.locator("#result_list").inner_text()
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", table), "a raw datetime"
+    assert "hour from now" in table  # when ada's OAuth 2.0 token expires
+    rows = wide.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)  # boss's own, empty profile is not an X account
+    assert "boss" not in rows.all_inner_texts()
+
+
+def test_audit_trail_and_job_page_name_each_method_once(wide, live_server, x_sandbox):
+    superuser()
+    sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    log_in(wide, live_server, "boss", "/admin/accounts/xtoken/")
+    wide.locator("#action-toggle").check()
+    wide.locator('select[name="action"]').select_option("check_tokens")
+    wide.get_by_role("button", name="Go").click()
+    run_queued_jobs()
+    expect(wide.locator("#job-summary")).to_be_visible()
+    job_rows = wide.locator("#job-items tbody").inner_text()
+    wide.goto(f"{live_server.url}/admin/admin_ext/auditevent/")
+
+    audit = wide.locator("#result_list").inner_text()
+    filters = wide.locator("#changelist-filter").inner_text()
+    for text in (job_rows, audit, filters):
+        assert "OAuth 1.0a" in text and "OAuth 2.0" in text
+        assert "oauth1" not in text and "oauth2" not in text
