@@ -242,3 +242,25 @@ def test_audit_trail_and_job_page_name_each_method_once(wide, live_server, x_san
     for text in (job_rows, audit, filters):
         assert "OAuth 1.0a" in text and "OAuth 2.0" in text
         assert "oauth1" not in text and "oauth2" not in text
+
+
+# Point 5: the export form ------------------------------------------------------------------------
+
+
+def test_export_form_defaults_to_csv_and_reads_like_the_admin(wide, live_server, x_sandbox):
+    superuser()
+    sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    log_in(wide, live_server, "boss", "/admin/accounts/profile/export/")
+
+    file_format = wide.get_by_label("File format")
+    expect(file_format).to_have_value("0")
+    options = file_format.locator("option").all_inner_texts()
+    assert options == ["CSV", "Excel (XLSX)", "JSON"], "no '---' choice"
+    export = wide.get_by_role("button", name="Export", exact=True)
+    assert export.get_attribute("value") == "Export"
+    assert export.evaluate("e => getComputedStyle(e).textTransform") == "none", "not SUBMIT"
+    expect(wide.get_by_role("heading", name="Columns")).to_be_visible()
+
+    with wide.expect_download() as download:
+        export.click()
+    assert download.value.suggested_filename.endswith(".csv")
