@@ -125,8 +125,12 @@ class TokenActionsMixin:
         ]
         if not permitted:
             return []
-        chosen = self.model._default_manager.filter(pk=unquote(str(object_id)))
-        tokens = self.selection(chosen).tokens.count()
+        # get_object answers None for an id that names nothing ("abc" included):
+        # the change view then says so instead of this failing first.
+        shown = self.get_object(request, unquote(str(object_id)))
+        if shown is None:
+            return []
+        tokens = self.selection(self.model._default_manager.filter(pk=shown.pk)).tokens.count()
         if not tokens:
             return []
         noun = "token" if tokens == 1 else "tokens"
@@ -194,9 +198,6 @@ class GrantDeletionMixin:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    class Media:
-        css = {"all": ["admin_ext/staff.css"]}
-
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 

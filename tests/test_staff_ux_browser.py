@@ -264,3 +264,75 @@ def test_export_form_defaults_to_csv_and_reads_like_the_admin(wide, live_server,
     with wide.expect_download() as download:
         export.click()
     assert download.value.suggested_filename.endswith(".csv")
+
+
+# Point 6: accessibility ------------------------------------------------------------------------
+
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on the page as shown (axe-core ships inside the wheel)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe().run(page).response["violations"]
+
+
+def serious(violations: list[dict]) -> list[str]:
+    return [
+        f"{v['id']} ({v['impact']}) x{len(v['nodes'])}: "
+        + " | ".join(node["html"][:100] for node in v["nodes"][:3])
+        for v in violations
+        if v["impact"] in SERIOUS
+    ]
+
+
+def test_every_staff_and_sign_in_page_passes_axe(wide, live_server, x_sandbox):
+    from tests.test_signin_browser import sign_in_with_x
+
+    boss = superuser()
+    ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
+    results: dict[str, list[dict]] = {}
+
+    def audit(name: str) -> None:
+        wide.wait_for_load_state("networkidle")
+        results[name] = axe_violations(wide)
+
+    wide.goto(f"{live_server.url}/login/")
+    audit("sign-in page /login/")
+    sign_in_with_x(wide, live_server.url, "OAuth 1.0a", "grace_hopper")
+    audit("profile /profile/")
+    wide.context.clear_cookies()
+
+    wide.goto(f"{live_server.url}/admin/login/")
+    audit("admin sign-in")
+    log_in(wide, live_server, boss.username)
+    audit("dashboard /admin/")
+    for name, url in (
+        ("profiles list", "/admin/accounts/profile/"),
+        ("profile page", f"/admin/accounts/profile/{ada.profile_id}/change/"),
+        ("X tokens list", "/admin/accounts/xtoken/"),
+        ("token page", f"/admin/accounts/xtoken/{ada.pk}/change/"),
+        ("audit events", "/admin/admin_ext/auditevent/"),
+        ("export form", "/admin/accounts/profile/export/"),
+        ("delete confirmation", f"/admin/accounts/xtoken/{ada.pk}/delete/"),
+    ):
+        wide.goto(live_server.url + url)
+        audit(name)
+    wide.goto(f"{live_server.url}/admin/accounts/xtoken/{ada.pk}/change/")
+    wide.get_by_role("button", name="Revoke at X…").click()
+    audit("revoke confirmation")
+    wide.get_by_role("link", name="No, take me back").click()
+    wide.get_by_role("button", name="Check with X").click()
+    audit("job page (queued)")
+    run_queued_jobs()
+    expect(wide.locator("#job-summary")).to_be_visible()
+    audit("job page (done, rows updated live)")
+    wide.goto(f"{live_server.url}/admin/admin_ext/bulkjob/")
+    audit("bulk jobs list")
+
+    for name, violations in results.items():
+        found = ", ".join(f"{v['id']}({v['impact']})" for v in violations) or "none"
+        print(f"axe: {name}: {found}")
+    problems = {name: serious(v) for name, v in results.items() if serious(v)}
+    assert problems == {}
