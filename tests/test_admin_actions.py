@@ -295,3 +295,16 @@ def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, setting
     client.force_login(staff_user("viewer", "admin_ext.view_bulkjob"))
     denied = client.post(url, {"action": "resume_jobs", "_selected_action": [job.pk], "index": 0})
     assert denied.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/profile/abc/change/",
+        "/admin/accounts/xtoken/1/change/widgets.css/change/",
+        "/admin/accounts/profile/99999/change/",
+    ],
+)
+def test_account_pages_with_their_action_buttons_answer_a_bad_id_without_a_500(client, boss, url):
+    response = client.get(url)
+    assert response.status_code in (302, 404)

@@ -336,3 +336,38 @@ def test_every_staff_and_sign_in_page_passes_axe(wide, live_server, x_sandbox):
         print(f"axe: {name}: {found}")
     problems = {name: serious(v) for name, v in results.items() if serious(v)}
     assert problems == {}
+
+
+def tab_to(page, describe: str, matches: str, limit: int = 80) -> None:
+    """Press Tab until the focused element satisfies the JS predicate `matches`."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(e => {matches})(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached {describe}")
+
+
+def test_sign_in_and_an_admin_action_with_the_keyboard_alone(page, live_server, x_sandbox):
+    page.set_viewport_size(WIDE)
+    page.goto(f"{live_server.url}/login/")
+    tab_to(page, "the OAuth 2.0 button", "e.textContent.includes('Sign in with X (OAuth 2.0)')")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Authorize app").wait_for()
+    tab_to(page, "a persona", "e.name === 'persona'")
+    page.keyboard.press("Space")
+    chosen = page.evaluate("document.activeElement.value")
+    tab_to(page, "Authorize app", "e.textContent.trim() === 'Authorize app'")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/profile/")
+    expect(page.get_by_role("link", name=f"@{chosen}")).to_be_visible()
+
+    superuser()
+    token = XToken.objects.get(profile__screen_name=chosen)
+    page.context.clear_cookies()
+    log_in(page, live_server, "boss", f"/admin/accounts/xtoken/{token.pk}/change/")
+    page.get_by_role("button", name="Check with X").wait_for()
+    tab_to(page, "Check with X", "e.textContent.trim() === 'Check with X'")
+    page.keyboard.press("Enter")
+    expect(page.locator(".messagelist")).to_contain_text("Check of 1 token started")
+    run_queued_jobs()
+    expect(page.locator("#job-summary")).to_have_text("Check: 1 ok, 0 failed.")
