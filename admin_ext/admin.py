@@ -184,7 +184,11 @@ class GrantDeletionMixin:
         return actions
 
     def delete_view(self, request: HttpRequest, object_id, extra_context=None):
-        tokens = self.tokens_of(self.model._default_manager.filter(pk=object_id))
+        # get_object answers None for an id that names nothing ("abc", a NUL byte);
+        # Django's delete view then says so instead of this failing with a 500.
+        shown = self.get_object(request, unquote(str(object_id)))
+        chosen = self.model._default_manager.filter(pk=shown.pk if shown else None)
+        tokens = self.tokens_of(chosen)
         context = {**(extra_context or {}), "x_grants": revocation.grants_held(tokens)}
         return super().delete_view(request, object_id, context)
 

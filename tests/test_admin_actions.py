@@ -303,6 +303,9 @@ def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, setting
         "/admin/accounts/profile/abc/change/",
         "/admin/accounts/xtoken/1/change/widgets.css/change/",
         "/admin/accounts/profile/99999/change/",
+        "/admin/accounts/profile/abc/delete/",
+        "/admin/accounts/xtoken/%00/delete/",
+        "/admin/auth/user/abc/delete/",
     ],
 )
 def test_account_pages_with_their_action_buttons_answer_a_bad_id_without_a_500(client, boss, url):
