@@ -1,8 +1,8 @@
 """The check / refresh / revoke admin actions, shared by the Profiles and Tokens admins.
 
-Every action becomes a BulkJob, so each one is audited the same way and has a
-page to link to. Up to ADMIN_EXT_SYNC_LIMIT tokens run in the request; more, or
-"select all", go to the background workers. Each action is guarded twice: by
+Every action becomes a BulkJob run by the background workers, and the admin goes
+straight to the job's page, which follows it live: no action, however small,
+holds the page while X answers. Each action is guarded twice: by
 `@admin.action(permissions=...)`, which hides it, and by `refuse_unpermitted_action`,
 which answers a hand-made POST with 403 instead of Django's silent "no action".
 """
@@ -10,17 +10,19 @@ which answers a hand-made POST with 403 instead of Django's silent "no action".
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Profile, XToken
 from admin_ext import jobs
+from admin_ext.audit import log_job_started
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
 
@@ -67,25 +69,26 @@ def selection_of_tokens(tokens: QuerySet[XToken]) -> Selection:
 
 
 @admin.action(description="Check tokens with X", permissions=["check_token"])
-def check_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
+def check_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "check_tokens")
-    run_token_action(modeladmin, request, TokenAction.CHECK, modeladmin.selection(queryset))
+    selection = modeladmin.selection(queryset)
+    return run_token_action(modeladmin, request, TokenAction.CHECK, selection)
 
 
 @admin.action(description="Refresh tokens", permissions=["refresh_token"])
-def refresh_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
+def refresh_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "refresh_tokens")
-    run_token_action(modeladmin, request, TokenAction.REFRESH, modeladmin.selection(queryset))
+    selection = modeladmin.selection(queryset)
+    return run_token_action(modeladmin, request, TokenAction.REFRESH, selection)
 
 
 @admin.action(description="Revoke tokens at X…", permissions=["revoke_token"])
-def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "revoke_tokens")
     selection = modeladmin.selection(queryset)
     if request.POST.get("confirmed") != "yes":
         return revoke_confirmation(modeladmin, request, queryset, selection)
-    run_token_action(modeladmin, request, TokenAction.REVOKE, selection)
-    return None
+    return run_token_action(modeladmin, request, TokenAction.REVOKE, selection)
 
 
 def _require(request: HttpRequest, action: str) -> None:
@@ -98,66 +101,65 @@ def _require(request: HttpRequest, action: str) -> None:
 
 def run_token_action(
     modeladmin, request: HttpRequest, action: str, selection: Selection
-) -> BulkJob:
-    """Create the job, run it here or hand it to the workers, and say what happened."""
-    select_all = request.POST.get("select_across") == "1"
-    background = select_all or selection.count() > settings.ADMIN_EXT_SYNC_LIMIT
+) -> HttpResponseRedirect:
+    """Create the job, hand it to the workers and go to its page, which shows its progress.
+
+    Even one token goes to the workers: X can take seconds to answer (or rate-limit
+    us for minutes), and a page that waits for it looks frozen.
+    """
     job = jobs.create_job(
         action,
         selection.tokens,
         profiles_without_tokens=selection.profiles_without_tokens,
         actor=request.user,
-        run_in_background=background,
+        run_in_background=True,
     )
-    if background:
-        enqueue_job(job)
-        modeladmin.message_user(
-            request,
-            format_html(
-                '{} of {} tokens runs in the background: follow it on <a href="{}">job #{}</a>.',
-                job.get_action_display(),
-                job.total,
-                job.get_admin_url(),
-                job.pk,
-            ),
-            messages.INFO,
-        )
-        return job
-    progress = jobs.run_job(job)
+    enqueue_job(job)
+    log_job_started(request.user, job)
     modeladmin.message_user(
         request,
-        summary_message(job, progress),
-        messages.SUCCESS if progress.failed == 0 else messages.WARNING,
+        f"{job.get_action_display()} of {job.total} token{pluralize(job.total)} started "
+        f"as job #{job.pk}; this page follows it.",
+        messages.INFO,
     )
-    return job
+    return HttpResponseRedirect(job.get_admin_url())
 
 
-def summary_message(job: BulkJob, progress: jobs.Progress) -> str:
-    """'Refresh: 3 ok, 2 failed (X answered 503…: @a, @b). Job #7.' with the link."""
-    link = format_html('<a href="{}">Job #{}</a>', job.get_admin_url(), job.pk)
+def summary_message(job: BulkJob, progress: jobs.Progress, *, with_names: bool) -> str:
+    """'Refresh: 3 ok, 2 failed (X answered 503: @a, @b).' for the finished job's page.
+
+    The accounts are named only to staff who may view profiles.
+    """
     head = format_html(
         "{}: {} ok, {} failed", job.get_action_display(), progress.ok, progress.failed
     )
     if not progress.failed:
-        return format_html("{}. {}.", head, link)
-    return format_html("{} ({}). {}.", head, failure_reasons(job), link)
+        return format_html("{}.", head)
+    return format_html("{} ({}).", head, failure_reasons(job, with_names=with_names))
 
 
-def failure_reasons(job: BulkJob) -> str:
-    """The commonest failure messages, each with some of the accounts it hit."""
+def failure_reasons(job: BulkJob, *, with_names: bool = True) -> str:
+    """The commonest failure messages, each with some of the accounts it hit.
+
+    A message's own closing full stop is dropped: "again.: @x" reads as a typo.
+    """
     names_by_reason: dict[str, list[str]] = defaultdict(list)
     failed = BulkJobItem.objects.filter(job=job, status=ItemStatus.FAILED)
     rows = failed.values_list("screen_name", "profile__user__username", "message")[:500]
     for screen_name, username, message in rows:
-        names_by_reason[message].append(
+        names_by_reason[message.rstrip(".")].append(
             f"@{screen_name}" if screen_name else (username or "(deleted account)")
         )
     reasons = sorted(names_by_reason.items(), key=lambda pair: -len(pair[1]))
-    shown = [
-        (message, ", ".join(names[:NAMES_PER_REASON]) + (" …" if len(names) > 5 else ""))
-        for message, names in reasons[:REASONS_SHOWN]
-    ]
-    text = format_html_join("; ", "{}: {}", shown)
+    if with_names:
+        shown = [
+            (message, ", ".join(names[:NAMES_PER_REASON]) + (" …" if len(names) > 5 else ""))
+            for message, names in reasons[:REASONS_SHOWN]
+        ]
+        text = format_html_join("; ", "{}: {}", shown)
+    else:
+        shown = [(message, len(names)) for message, names in reasons[:REASONS_SHOWN]]
+        text = format_html_join("; ", "{}: {}", shown)
     if len(reasons) > REASONS_SHOWN:
         text = format_html("{}; and {} other reasons", text, len(reasons) - REASONS_SHOWN)
     return text
@@ -189,8 +191,16 @@ def revoke_confirmation(
         "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        "background": request.POST.get("select_across") == "1"
-        or token_count + without_token > settings.ADMIN_EXT_SYNC_LIMIT,
+        "cancel_url": _cancel_url(modeladmin, request),
     }
     request.current_app = modeladmin.admin_site.name
     return TemplateResponse(request, "admin_ext/revoke_confirmation.html", context)
+
+
+def _cancel_url(modeladmin, request: HttpRequest) -> str:
+    """Back where the revoke was asked for: the account's page or the (filtered) list."""
+    selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+    if request.POST.get("from_change_page") == "1" and len(selected) == 1:
+        opts = modeladmin.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[selected[0]])
+    return request.get_full_path()

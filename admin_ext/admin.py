@@ -15,7 +15,7 @@ allauth's own SocialToken/SocialApp pages. The rules every class here follows:
   confirms) by accounts.revocation, and the confirmation page says how many.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registers first)
 from allauth.socialaccount.models import SocialApp, SocialToken
@@ -25,13 +25,16 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.contrib.admin.utils import flatten, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from accounts import revocation
@@ -54,8 +57,10 @@ from admin_ext.actions import (
     revoke_tokens,
     selection_of_profiles,
     selection_of_tokens,
+    summary_message,
 )
 from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
+from admin_ext.export import x_profiles
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
@@ -66,6 +71,18 @@ admin.site.index_title = "Accounts, tokens and jobs"
 
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
+JOB_ITEMS_TEMPLATE = "admin/admin_ext/bulkjob/job_items.html"
+
+
+def when(moment: datetime | None) -> str:
+    """A moment as people read it in a list ("3 hours ago", "in 50 minutes"); the
+    exact local time is in the tooltip and the machine-readable one in datetime=."""
+    if moment is None:
+        return "—"
+    exact = date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', moment.isoformat(), exact, naturaltime(moment)
+    )
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
@@ -75,13 +92,52 @@ def masked_token(kind: str | None, hint: str | None) -> str:
     return f"{label} …{hint}" if hint else f"{label} (none)"
 
 
+TOKEN_ACTION_BUTTONS = (
+    ("check_tokens", "Check with X", False),
+    ("refresh_tokens", "Refresh", False),
+    ("revoke_tokens", "Revoke at X…", True),
+)
+
+
 class TokenActionsMixin:
-    """check_tokens / refresh_tokens / revoke_tokens, each behind its own permission."""
+    """check_tokens / refresh_tokens / revoke_tokens, each behind its own permission,
+    on the list and, as buttons posting the same list actions, on each object's page."""
 
     actions = [check_tokens, refresh_tokens, revoke_tokens]
+    change_form_template = "admin/admin_ext/token_change_form.html"
 
     def selection(self, queryset: QuerySet) -> Selection:
         raise NotImplementedError
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        context = {
+            **(extra_context or {}),
+            "token_action_buttons": self.token_action_buttons(request, object_id),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def token_action_buttons(self, request: HttpRequest, object_id) -> list[dict]:
+        """The actions this person may run, when the account holds a token to act on."""
+        permitted = [
+            (name, label, destructive)
+            for name, label, destructive in TOKEN_ACTION_BUTTONS
+            if request.user.has_perm(ACTION_PERMISSIONS[name])
+        ]
+        if not permitted:
+            return []
+        # get_object answers None for an id that names nothing ("abc" included):
+        # the change view then says so instead of this failing first.
+        shown = self.get_object(request, unquote(str(object_id)))
+        if shown is None:
+            return []
+        tokens = self.selection(self.model._default_manager.filter(pk=shown.pk)).tokens.count()
+        if not tokens:
+            return []
+        noun = "token" if tokens == 1 else "tokens"
+        return [
+            {"name": name, "label": label, "destructive": destructive, "noun": noun}
+            for name, label, destructive in permitted
+        ]
 
     def has_check_token_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(ACTION_PERMISSIONS["check_tokens"])
@@ -128,7 +184,11 @@ class GrantDeletionMixin:
         return actions
 
     def delete_view(self, request: HttpRequest, object_id, extra_context=None):
-        tokens = self.tokens_of(self.model._default_manager.filter(pk=object_id))
+        # get_object answers None for an id that names nothing ("abc", a NUL byte);
+        # Django's delete view then says so instead of this failing with a 500.
+        shown = self.get_object(request, unquote(str(object_id)))
+        chosen = self.model._default_manager.filter(pk=shown.pk if shown else None)
+        tokens = self.tokens_of(chosen)
         context = {**(extra_context or {}), "x_grants": revocation.grants_held(tokens)}
         return super().delete_view(request, object_id, context)
 
@@ -142,9 +202,6 @@ class GrantDeletionMixin:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    class Media:
-        css = {"all": ["admin_ext/staff.css"]}
-
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
@@ -194,14 +251,13 @@ class CurrentTokenExpiresFilter(ExpiresWithinHourFilter):
 @admin.register(Profile)
 class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
-        "avatar",
         "account",
         "x_link",
-        "followers_count",
+        "followers",
         "token_kind",
         "token_status",
         "token_expires",
-        "last_synced_at",
+        "last_synced",
         "last_sign_in",
     )
     list_display_links = ("account",)
@@ -235,9 +291,12 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     readonly_fields = flatten(fields)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """X accounts only: a staff account's empty profile is no row to list or export
+        (its user page has everything about it)."""
         return (
             super()
             .get_queryset(request)
+            .filter(pk__in=x_profiles().values("pk"))
             .annotate(
                 current_kind=current_token_column("kind"),
                 current_hint=current_token_column("token_hint"),
@@ -255,10 +314,10 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    @admin.display(description="")
+    @admin.display(description="picture")
     def avatar(self, profile: Profile) -> str:
         if not profile.profile_image_url:
-            return ""
+            return "—"
         return format_html(
             '<img src="{}" alt="" width="32" height="32" loading="lazy" class="x-avatar">',
             profile.profile_image_url,
@@ -266,7 +325,18 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
 
     @admin.display(description="account", ordering="name")
     def account(self, profile: Profile) -> str:
-        return profile.name or profile.user.get_username()
+        name = profile.name or profile.user.get_username()
+        if not profile.profile_image_url:
+            return name
+        return format_html(
+            '<img src="{}" alt="" width="24" height="24" loading="lazy" class="x-avatar"> {}',
+            profile.profile_image_url,
+            name,
+        )
+
+    @admin.display(description="followers", ordering="followers_count")
+    def followers(self, profile: Profile) -> int:
+        return profile.followers_count
 
     @admin.display(description="screen name", ordering="screen_name")
     def x_link(self, profile: Profile) -> str:
@@ -289,12 +359,16 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
         return TokenStatus(profile.current_status).label
 
     @admin.display(description="token expires", ordering="current_expires_at")
-    def token_expires(self, profile: Profile):
-        return profile.current_expires_at
+    def token_expires(self, profile: Profile) -> str:
+        return when(profile.current_expires_at)
+
+    @admin.display(description="last synced", ordering="last_synced_at")
+    def last_synced(self, profile: Profile) -> str:
+        return when(profile.last_synced_at)
 
     @admin.display(description="last sign-in", ordering="user__last_login")
-    def last_sign_in(self, profile: Profile):
-        return profile.user.last_login
+    def last_sign_in(self, profile: Profile) -> str:
+        return when(profile.user.last_login)
 
     @admin.display(description="X tokens")
     def tokens_summary(self, profile: Profile) -> str:
@@ -309,7 +383,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
                     reverse("admin:accounts_xtoken_change", args=[token.pk]),
                     token.masked,
                     token.get_status_display(),
-                    token.expires_at or "never",
+                    when(token.expires_at) if token.expires_at else "never",
                 )
                 for token in tokens
             ),
@@ -325,9 +399,9 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
         "masked",
         "account",
         "status",
-        "expires_at",
-        "last_checked_at",
-        "last_refreshed_at",
+        "expires",
+        "last_checked",
+        "last_refreshed",
         "short_error",
     )
     list_select_related = ("profile",)
@@ -370,6 +444,18 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
         label = f"@{profile.screen_name}" if profile.screen_name else str(profile)
         url = reverse("admin:accounts_profile_change", args=[profile.pk])
         return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, token: XToken) -> str:
+        return when(token.expires_at)
+
+    @admin.display(description="last checked", ordering="last_checked_at")
+    def last_checked(self, token: XToken) -> str:
+        return when(token.last_checked_at)
+
+    @admin.display(description="last refreshed", ordering="last_refreshed_at")
+    def last_refreshed(self, token: XToken) -> str:
+        return when(token.last_refreshed_at)
 
     @admin.display(description="last error")
     def short_error(self, token: XToken) -> str:
@@ -632,9 +718,20 @@ class BulkJobAdmin(ReadOnlyAdmin):
         )
         return [progress, *super().get_urls()]
 
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Staff may follow a job they started with a token permission they still
+        hold, even without the job list's view permission: every action leads here."""
+        if super().has_view_permission(request, obj):
+            return True
+        return (
+            obj is not None
+            and obj.created_by_id == request.user.pk
+            and request.user.has_perm(ACTION_PERMISSIONS[f"{obj.action}_tokens"])
+        )
+
     def viewable_job(self, request: HttpRequest, object_id: str) -> BulkJob:
-        """The job, for staff with the job model's view permission; 404 for an id
-        that names no job (`abc` included)."""
+        """The job, for staff with the job model's view permission (or who started it);
+        404 for an id that names no job (`abc` included)."""
         job = self.get_object(request, unquote(object_id))
         if not self.has_view_permission(request, job):
             raise PermissionDenied
@@ -643,12 +740,24 @@ class BulkJobAdmin(ReadOnlyAdmin):
         return job
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        """The job page's live progress bar polls this."""
+        """The job page polls this: the counts, the page of items it shows (same
+        filter and page), and once finished the one-line summary."""
         job = self.viewable_job(request, object_id)
-        return JsonResponse(jobs.job_progress(job).as_dict())
+        progress = jobs.job_progress(job)
+        context = self.items_context(request, job)
+        data = {
+            **progress.as_dict(),
+            "items_html": render_to_string(JOB_ITEMS_TEMPLATE, context, request=request),
+            "summary_html": self.summary(request, job, progress),
+        }
+        return JsonResponse(data)
 
-    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
-        job = self.viewable_job(request, object_id)
+    def summary(self, request: HttpRequest, job: BulkJob, progress: jobs.Progress) -> str:
+        if progress.state != "done":
+            return ""
+        return summary_message(job, progress, with_names=shows_accounts(request))
+
+    def items_context(self, request: HttpRequest, job: BulkJob) -> dict:
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")
         if status in ItemStatus.values:
@@ -656,22 +765,47 @@ class BulkJobAdmin(ReadOnlyAdmin):
         items_page = Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
         for item in items_page:
             item.kind_label = TokenKind(item.token_kind).label if item.token_kind else "no token"
-        context = {
-            **(extra_context or {}),
-            "progress": jobs.job_progress(job),
-            "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
+        return {
             "items_page": items_page,
             "item_status": status,
+            "show_accounts": shows_accounts(request),
+        }
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        job = self.viewable_job(request, object_id)
+        progress = jobs.job_progress(job)
+        context = {
+            **(extra_context or {}),
+            **self.items_context(request, job),
+            "progress": progress,
+            "progress_url": reverse("admin:admin_ext_bulkjob_progress", args=[job.pk]),
+            "summary_html": self.summary(request, job, progress),
             "item_statuses": ItemStatus.choices,
             "action_label": TokenAction(job.action).label,
-            # Who the accounts are is profile data: staff who may not view profiles
-            # follow a job by its counts and outcomes only.
-            "show_accounts": request.user.has_perm("accounts.view_profile"),
         }
         return super().change_view(request, object_id, form_url, context)
 
 
+def shows_accounts(request: HttpRequest) -> bool:
+    """Who the accounts are is profile data: staff who may not view profiles follow
+    a job by its counts and outcomes only."""
+    return request.user.has_perm("accounts.view_profile")
+
+
 # Audit trail ------------------------------------------------------------------------------------
+
+
+class AuditTokenKindFilter(ChoiceListFilter):
+    """The method's one name ("OAuth 2.0"), not the stored code ("oauth2")."""
+
+    title = "token kind"
+    parameter_name = "token_kind"
+
+    def lookups(self, request, model_admin):
+        return TokenKind.choices
+
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        return queryset.filter(token_kind=value)
 
 
 @admin.register(AuditEvent)
@@ -681,7 +815,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor_label",
         "action",
         "account",
-        "token_kind",
+        "kind",
         "outcome",
         "http_status",
         "short_message",
@@ -690,7 +824,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = (
         "action",
         "outcome",
-        "token_kind",
+        AuditTokenKindFilter,
         ("actor", admin.RelatedOnlyFieldListFilter),
         "http_status",
         "created_at",
@@ -702,7 +836,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor_label",
         "action",
         "account",
-        "token_kind",
+        "kind",
         "outcome",
         "token_status",
         "http_status",
@@ -715,6 +849,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def account(self, event: AuditEvent) -> str:
         name = f"@{event.screen_name}" if event.screen_name else "—"
         return f"{name} ({event.x_user_id})" if event.x_user_id else name
+
+    @admin.display(description="token kind", ordering="token_kind")
+    def kind(self, event: AuditEvent) -> str:
+        if not event.token_kind:
+            return "no token"
+        return dict(TokenKind.choices).get(event.token_kind, event.token_kind)
 
     @admin.display(description="message")
     def short_message(self, event: AuditEvent) -> str:

@@ -1,4 +1,4 @@
-"""Writing the audit trail: an AuditEvent per account per action, and the admin's LogEntry.
+"""Writing the audit trail: an AuditEvent per account per action, and one LogEntry per job.
 
 Outcomes are written in small batches (what a job's threads finished since the
 last write, a fraction of a second's worth): the items' outcomes and their audit
@@ -8,20 +8,21 @@ outcome is one UPDATE of its items and one INSERT ... SELECT of their events,
 whose snapshots (screen name, X user id) the database copies from the profiles
 as they are after the action: two statements per outcome, however many items,
 and no model instance per account. Django's LogEntry (the admin's "Recent
-actions") is secondary and bulk-created the same way.
+actions") gets one entry per job a person starts, linking to the job: one per
+account would bury every other recent action under a bulk action.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Profile, TokenKind, XToken
+from accounts.models import Profile
 from accounts.tokens import Outcome
 from admin_ext.models import AuditEvent, AuditOutcome, BulkJob, BulkJobItem, ItemStatus
 
@@ -53,14 +54,9 @@ class Finished:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What one item's outcome left behind, for the LogEntry batch and progress counts."""
+    """What one item's outcome left behind, for the runner's progress counts."""
 
     ok: bool
-    action: str
-    token_id: int | None
-    profile_id: int | None
-    label: str
-    message: str
 
 
 def record_outcomes(job: BulkJob, finished: list[Finished]) -> list[Recorded]:
@@ -137,42 +133,16 @@ def _insert_audit_events(job: BulkJob, outcome: Outcome, item_ids: list[int], no
 
 
 def _recorded(job: BulkJob, done: Finished) -> Recorded:
-    item = done.item
-    kind = TokenKind(item.token_kind).label if item.token_id is not None else "no token"
-    return Recorded(
-        ok=done.outcome.ok,
-        action=job.action,
-        token_id=item.token_id,
-        profile_id=item.profile_id,
-        label=f"@{item.screen_name} ({kind})" if item.screen_name else f"profile {item.pk}",
-        message=done.outcome.message,
+    return Recorded(ok=done.outcome.ok)
+
+
+def log_job_started(user: AbstractBaseUser, job: BulkJob) -> None:
+    """The admin's "Recent actions" entry for a job: one per job, linking to its page."""
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type=ContentType.objects.get_for_model(BulkJob),
+        object_id=str(job.pk),
+        object_repr=str(job)[:200],
+        action_flag=ADDITION,
+        change_message=f"Started {job.get_action_display().lower()} of {job.total} tokens.",
     )
-
-
-def write_log_entries(user_id: int | None, recorded: Iterable[Recorded]) -> None:
-    """One admin LogEntry per account, in one INSERT. Jobs without a user (cron) skip it:
-    LogEntry requires a user, and the AuditEvent already names the command."""
-    if user_id is None:
-        return
-    token_type = ContentType.objects.get_for_model(XToken)
-    profile_type = ContentType.objects.get_for_model(Profile)
-    entries = []
-    for record in recorded:
-        if record.token_id is not None:
-            content_type, object_id = token_type, record.token_id
-        elif record.profile_id is not None:
-            content_type, object_id = profile_type, record.profile_id
-        else:
-            continue
-        result = "ok" if record.ok else "failed"
-        entries.append(
-            LogEntry(
-                user_id=user_id,
-                content_type=content_type,
-                object_id=str(object_id),
-                object_repr=record.label[:200],
-                action_flag=CHANGE,
-                change_message=f"{record.action} tokens: {result}. {record.message}".strip(),
-            )
-        )
-    LogEntry.objects.bulk_create(entries, batch_size=500)

@@ -168,6 +168,9 @@ class ProfileResource(resources.ModelResource):
         )
         export_order = fields
 
+    def get_queryset(self) -> QuerySet[Profile]:
+        return x_profiles()
+
     def filter_export(self, queryset: QuerySet, **kwargs: Any) -> QuerySet:
         """Turn whatever Profile queryset import-export was given into plain row dicts.
 
@@ -209,6 +212,12 @@ def field_choices() -> list[tuple[str, str]]:
     return [(column.name, column.header) for column in export_columns()]
 
 
+def x_profiles() -> QuerySet[Profile]:
+    """Profiles of people who signed in with X: a staff account made with
+    createsuperuser has an empty profile, which is no X account to list or export."""
+    return Profile.objects.filter(x_user_id__isnull=False).exclude(x_user_id="")
+
+
 def filter_profiles(
     queryset: QuerySet | None = None,
     *,
@@ -224,7 +233,7 @@ def filter_profiles(
     - `search`: the admin's search semantics: every word must appear (case-insensitive)
       in the screen name, name, X user id or email; quote a phrase to keep it whole.
     """
-    queryset = Profile.objects.all() if queryset is None else queryset
+    queryset = x_profiles() if queryset is None else queryset
     if token_status:
         queryset = queryset.annotate(current_token_status=current_token_column("status"))
         if token_status == STATUS_NONE:
@@ -348,11 +357,31 @@ def _native_renderer(widget: widgets.Widget, neutralise: bool) -> Renderer:
     return _neutralised(render) if neutralise else render
 
 
+def _json_renderer(widget: widgets.Widget, neutralise: bool) -> Renderer:
+    """JSON keeps numbers and booleans typed (an empty one is null); the rest is the
+    text the CSV has, since JSON has no date type."""
+    kind = type(widget)
+    if kind in (widgets.IntegerWidget, widgets.BooleanWidget):
+        return _json_scalar
+    if kind is widgets.DateTimeWidget:
+        text = _datetime_text(widget)
+        return lambda value: text(value) or None
+    return _text_renderer(widget, neutralise)
+
+
+def _json_scalar(value: Any) -> Any:
+    return value
+
+
 def row_renderer(
-    columns: Sequence[Column], *, native: bool = False, neutralise: bool = True
+    columns: Sequence[Column],
+    *,
+    native: bool = False,
+    neutralise: bool = True,
+    typed_json: bool = False,
 ) -> Callable[[tuple], list]:
     """A function turning one database row into the cells the resource would export."""
-    make = _native_renderer if native else _text_renderer
+    make = _json_renderer if typed_json else _native_renderer if native else _text_renderer
     renderers = [make(column.widget, neutralise) for column in columns]
     return lambda row: [render(value) for render, value in zip(renderers, row, strict=True)]
 
@@ -399,11 +428,12 @@ def iter_json(
 ) -> Iterator[str]:
     """A JSON array of objects keyed by column name, in pieces.
 
-    Values are the resource's text, as in the CSV, but raw: JSON is read by programs,
+    Text is the resource's text, as in the CSV, but raw: JSON is read by programs,
     not evaluated by a spreadsheet, so formula neutralising would only corrupt it.
+    Numbers and booleans stay JSON numbers and booleans.
     """
     headers = [column.header for column in columns]
-    render = row_renderer(columns, neutralise=False)
+    render = row_renderer(columns, neutralise=False, typed_json=True)
     separator = "\n"
     pieces = ["["]
     for row in _counted(rows, progress):

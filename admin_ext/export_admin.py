@@ -68,6 +68,9 @@ class CurrentTokenStatusFilter(ChoiceListFilter):
 EXPORT_LIST_FILTERS = [CurrentTokenStatusFilter, ("x_created_at", admin.DateFieldListFilter)]
 
 
+FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel (XLSX)", "json": "JSON"}
+
+
 class ProfileExportForm(SelectableFieldsExportForm):
     """import-export's format and field picker, plus the action's selection.
 
@@ -84,6 +87,12 @@ class ProfileExportForm(SelectableFieldsExportForm):
         super().__init__(formats, resources, **kwargs)
         # import-export's per-pk hidden inputs are what "select all" must not produce.
         del self.fields["export_items"]
+        # No "---" first choice: CSV (the first format) is picked until staff pick another.
+        file_format = self.fields["format"]
+        choices = [(value, label) for value, label in file_format.choices if value]
+        file_format.choices = [(value, FORMAT_LABELS.get(name, name)) for value, name in choices]
+        file_format.initial = file_format.choices[0][0]
+        file_format.label = "File format"
 
     def _get_field_label(self, resource, field_name: str) -> str:
         return resource.fields[field_name].column_name

@@ -48,7 +48,7 @@ from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XTo
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
 from accounts.x_values import profile_text
-from admin_ext.audit import Claimed, Finished, Recorded, record_outcomes, write_log_entries
+from admin_ext.audit import Claimed, Finished, record_outcomes
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ HEARTBEAT_SECONDS = 5.0
 # How often a pool's finished items are written: often enough for a live progress
 # bar, rarely enough that each write carries many items.
 RECORD_SECONDS = 0.25
-LOG_FLUSH_SECONDS = 2.0
 ITEM_CHUNK = 2000
 NO_TOKEN = Outcome(
     False, "", "No X token is stored for this account; it has not signed in with X."
@@ -428,8 +427,7 @@ class _Runner:
             maxsize=self.pool_size
         )
         self.finished: queue.Queue[Finished] = queue.Queue()
-        self.unlogged: list[Recorded] = []
-        self.last_beat = self.last_log_flush = self.last_record = 0.0
+        self.last_beat = self.last_record = 0.0
         self.ran_out_at: float | None = None
         self.record_every = RECORD_SECONDS
         start = job_progress(job)
@@ -447,7 +445,6 @@ class _Runner:
                 self._run_pool()
         finally:
             self._record_finished()
-            self._flush_log_entries()
             self._report()
 
     def _claim(self) -> list[tuple[Claimed, XToken | None]]:
@@ -632,10 +629,6 @@ class _Runner:
             self._record_finished()
         if now - self.last_beat >= HEARTBEAT_SECONDS:
             self._beat()
-        if self.unlogged and (
-            now - self.last_log_flush >= LOG_FLUSH_SECONDS or len(self.unlogged) >= 500
-        ):
-            self._flush_log_entries()
 
     def _record_finished(self) -> None:
         batch = []
@@ -648,7 +641,6 @@ class _Runner:
         if not batch:
             return
         recorded = record_outcomes(self.job, batch)
-        self.unlogged += recorded
         done_ok = sum(1 for record in recorded if record.ok)
         self.ok += done_ok
         self.failed += len(recorded) - done_ok
@@ -666,12 +658,6 @@ class _Runner:
             job_id=self.job.pk, claimed_by=self.worker_id, status=ItemStatus.RUNNING
         ).update(claimed_at=now)
         self.last_beat = time.monotonic()
-
-    def _flush_log_entries(self) -> None:
-        if self.unlogged:
-            write_log_entries(self.job.created_by_id, self.unlogged)
-            self.unlogged = []
-        self.last_log_flush = time.monotonic()
 
 
 # Selections shared by the admin and the command ---------------------------------------

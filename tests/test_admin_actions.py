@@ -15,6 +15,8 @@ from admin_ext.models import AuditEvent, BulkJob, TokenAction
 from admin_ext.tasks import enqueue_job
 from tests.test_admin_support import (
     access_token_is_live,
+    job_summary,
+    run_queued_jobs,
     sign_in,
     sign_in_many,
     staff_user,
@@ -103,8 +105,8 @@ def test_staff_without_token_permissions_cannot_read_job_progress(client, x_sand
 # Running actions ---------------------------------------------------------------------------
 
 
-def test_check_reports_ok_and_failed_with_reasons_and_links_the_job(client, x_sandbox):
-    staff = staff_user("checker", "accounts.check_token")
+def test_check_goes_to_its_job_page_which_reports_ok_and_failed_with_reasons(client, x_sandbox):
+    staff = staff_user("checker", "accounts.check_token", "accounts.view_profile")
     client.force_login(staff)
     ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
     grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
@@ -115,13 +117,17 @@ def test_check_reports_ok_and_failed_with_reasons_and_links_the_job(client, x_sa
     response = post_action(
         client, PROFILES, "check_tokens", [ada.profile_id, grace.profile_id, pat.profile_id]
     )
-    response = client.get(response["Location"])
 
     job = BulkJob.objects.get()
-    [message] = messages_of(response)
-    assert message.startswith("Check: 2 ok, 1 failed")
-    assert "@private_pat" in message and "X answered 401" in message
-    assert f'href="{job.get_admin_url()}"' in message
+    assert response.status_code == 302 and response["Location"] == job.get_admin_url()
+    assert x_sandbox.calls() == [], "the request only queued the job"
+    [message] = messages_of(client.get(response["Location"]))
+    assert message == f"Check of 3 tokens started as job #{job.pk}; this page follows it."
+    run_queued_jobs()
+    summary = job_summary(client, job)
+    assert summary.startswith("Check: 2 ok, 1 failed")
+    assert "@private_pat" in summary and "X answered 401" in summary
+    assert ".:" not in summary, "no doubled punctuation"
     assert Profile.objects.get(pk=ada.profile_id).name == "Countess of Lovelace"
     assert XToken.objects.get(pk=pat.pk).status == TokenStatus.INVALID
     events = AuditEvent.objects.filter(job=job)
@@ -131,16 +137,17 @@ def test_check_reports_ok_and_failed_with_reasons_and_links_the_job(client, x_sa
         ("private_pat", "failed", 401),
     }
     assert all(e.actor == staff and e.action == "check" for e in events)
-    assert LogEntry.objects.filter(user=staff).count() == 3
+    [entry] = LogEntry.objects.filter(user=staff)
+    assert entry.object_repr == f"Job #{job.pk}: check 3 tokens"
 
 
 def test_refresh_from_the_token_list(client, boss, x_sandbox):
     token = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
 
-    response = post_action(client, TOKENS, "refresh_tokens", [token.pk])
+    post_action(client, TOKENS, "refresh_tokens", [token.pk])
+    run_queued_jobs()
 
-    [message] = messages_of(client.get(response["Location"]))
-    assert message.startswith("Refresh: 1 ok, 0 failed")
+    assert job_summary(client, BulkJob.objects.get()) == "Refresh: 1 ok, 0 failed."
     assert XToken.objects.get(pk=token.pk).refresh_token != token.refresh_token
 
 
@@ -160,24 +167,23 @@ def test_revoke_asks_for_confirmation_listing_the_accounts_first(client, x_sandb
     assert x_sandbox.calls() == [] and XToken.objects.filter(status="revoked").count() == 0
 
     done = post_action(client, PROFILES, "revoke_tokens", pks, confirmed="yes")
-    [message] = messages_of(client.get(done["Location"]))
+    assert done["Location"] == BulkJob.objects.get().get_admin_url()
+    run_queued_jobs()
 
-    assert message.startswith("Revoke: 2 ok, 0 failed")
+    assert job_summary(client, BulkJob.objects.get()) == "Revoke: 2 ok, 0 failed."
     assert set(XToken.objects.values_list("status", flat=True)) == {TokenStatus.REVOKED}
     assert not access_token_is_live(x_sandbox, ada.access_token)
     assert not access_token_is_live(x_sandbox, grace.access_token)
 
 
-def test_selection_above_the_limit_becomes_a_background_job(client, boss, x_sandbox, settings):
-    settings.ADMIN_EXT_SYNC_LIMIT = 2
-    tokens = sign_in_many(x_sandbox, 3)
+def test_even_one_token_becomes_a_background_job(client, boss, x_sandbox):
+    tokens = sign_in_many(x_sandbox, 1)
 
     response = post_action(client, TOKENS, "check_tokens", [t.pk for t in tokens])
 
-    [message] = messages_of(client.get(response["Location"]))
     job = BulkJob.objects.get()
-    assert "runs in the background" in message and job.get_admin_url() in message
-    assert job.run_in_background and job.total == 3
+    assert response["Location"] == job.get_admin_url()
+    assert job.run_in_background and job.total == 1
     assert token_calls(x_sandbox, "/2/users/me") == 0, "nothing ran in the request"
     task = DBTaskResult.objects.get(id=job.task_id)
     assert task.task_path == "admin_ext.tasks.run_bulk_job"
@@ -205,9 +211,8 @@ def test_select_all_runs_the_whole_filtered_list_in_the_background(client, boss,
 
 
 def test_revoking_a_whole_filtered_list_confirms_the_count_then_runs_in_the_background(
-    client, boss, x_sandbox, settings
+    client, boss, x_sandbox
 ):
-    settings.ADMIN_EXT_SYNC_LIMIT = 2
     tokens = sign_in_many(x_sandbox, 3)
     grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
     url = PROFILES + "?token_kind=oauth2"
@@ -244,7 +249,9 @@ def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
 
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
 
-    assert client.get(progress_url).json() == {
+    answer = client.get(progress_url).json()
+    rows_html, summary_html = answer.pop("items_html"), answer.pop("summary_html")
+    assert answer == {
         "total": 2,
         "ok": 1,
         "failed": 1,
@@ -253,6 +260,9 @@ def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
         "done": 2,
         "state": "done",
     }
+    assert "@ada_lovelace" in rows_html and "X answered 401" in rows_html
+    assert "Running" not in rows_html and "Pending" not in rows_html
+    assert summary_html.startswith("Check: 1 ok, 1 failed")
     page = client.get(job.get_admin_url()).content.decode()
     assert 'id="job-progress-bar" max="2" value="2"' in page
     assert "admin_ext/job_progress.js" in page and "<script>" not in page
@@ -285,3 +295,19 @@ def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, setting
     client.force_login(staff_user("viewer", "admin_ext.view_bulkjob"))
     denied = client.post(url, {"action": "resume_jobs", "_selected_action": [job.pk], "index": 0})
     assert denied.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/profile/abc/change/",
+        "/admin/accounts/xtoken/1/change/widgets.css/change/",
+        "/admin/accounts/profile/99999/change/",
+        "/admin/accounts/profile/abc/delete/",
+        "/admin/accounts/xtoken/%00/delete/",
+        "/admin/auth/user/abc/delete/",
+    ],
+)
+def test_account_pages_with_their_action_buttons_answer_a_bad_id_without_a_500(client, boss, url):
+    response = client.get(url)
+    assert response.status_code in (302, 404)

@@ -102,11 +102,11 @@ def test_profile_filters_and_search(superuser_client, x_sandbox):
     [
         "account",
         "x_link",
-        "followers_count",
+        "followers",
         "token_kind",
         "token_status",
         "token_expires",
-        "last_synced_at",
+        "last_synced",
         "last_sign_in",
     ],
 )

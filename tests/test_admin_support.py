@@ -5,11 +5,16 @@ tokens, `accounts.tokens.store_token` stores them encrypted, and the profile
 carries the persona's X id and screen name.
 """
 
+import re
+from html import unescape
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from accounts.models import Profile, TokenKind, XToken
 from accounts.tokens import store_token
+from admin_ext import jobs
+from admin_ext.models import BulkJob
 from tests.sandbox import SandboxControl
 
 OAUTH2_SCOPE = "tweet.read users.read offline.access"
@@ -105,3 +110,18 @@ def access_token_is_live(x_sandbox: SandboxControl, access_token: str) -> bool:
 
 def token_calls(x_sandbox: SandboxControl, path: str) -> int:
     return sum(1 for call in x_sandbox.calls() if call["path"] == path)
+
+
+def run_queued_jobs() -> None:
+    """What the workers do with the bulk jobs the admin queued: run each with the job
+    runner, here (inside a test's transaction too, where db_worker would close the
+    connection; tests of the task itself run db_worker)."""
+    for job in BulkJob.objects.filter(finished_at__isnull=True).order_by("pk"):
+        jobs.run_job(job)
+
+
+def job_summary(client, job) -> str:
+    """The one-line outcome a finished job's page shows (its text, tags stripped)."""
+    html = client.get(job.get_admin_url()).content.decode()
+    found = re.search(r'<p id="job-summary"[^>]*>(.*?)</p>', html, re.S)
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""

@@ -22,7 +22,13 @@ from accounts import x_client
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import apply_x_user
 from accounts.tokens import revoke_token, store_token
-from admin_ext.export import ProfileResource, export_columns, iter_csv, stream_rows
+from admin_ext.export import (
+    ProfileResource,
+    export_columns,
+    iter_csv,
+    stream_rows,
+    x_profiles,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -86,10 +92,11 @@ def sign_in(x_sandbox, screen_name: str, *, oauth2: bool = True) -> Profile:
 
 
 def build_people(x_sandbox, settings) -> dict[str, Profile]:
-    """Seven profiles: the sandbox's four personas, three formula-like ones, one without X.
+    """Eight X profiles: the sandbox's four personas, three formula-like ones, "nobody".
 
     grace_hopper's current (OAuth 2.0) token is revoked at X; private_pat only has
-    OAuth 1.0a; the "nobody" profile never signed in with X and has no token.
+    OAuth 1.0a; "nobody" signed in with X once but no token is kept. A staff account
+    with an empty profile (no X account) is never exported.
     """
     settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
     x_sandbox.add_personas(
@@ -104,7 +111,10 @@ def build_people(x_sandbox, settings) -> dict[str, Profile]:
         + [persona["screen_name"] for persona in FORMULA_PERSONAS]
     }
     assert revoke_token(people["grace_hopper"].tokens.get(kind=TokenKind.OAUTH2)).ok
-    people["nobody"] = get_user_model().objects.create_user(username="nobody").x_profile
+    nobody = get_user_model().objects.create_user(username="nobody").x_profile
+    Profile.objects.filter(pk=nobody.pk).update(x_user_id="3000000001", screen_name="nobody")
+    people["nobody"] = Profile.objects.get(pk=nobody.pk)
+    get_user_model().objects.create_user(username="staffer")
     return people
 
 
@@ -170,7 +180,8 @@ def test_columns_have_the_human_names_in_the_issue_order(people, tmp_path):
     pat = by_screen_name(rows)["private_pat"]
     assert pat[HEADERS.index("protected")] == "1"
     assert pat[HEADERS.index("token kind")] == "OAuth 1.0a"
-    nobody = by_screen_name(rows)[""]
+    assert "" not in by_screen_name(rows), "the staff account's empty profile is no row"
+    nobody = by_screen_name(rows)["nobody"]
     assert nobody[HEADERS.index("token kind")] == nobody[HEADERS.index("token status")] == ""
 
 
@@ -178,9 +189,7 @@ def test_streamed_values_equal_the_stock_import_export_values(people):
     """The fast writers render every cell as ProfileResource's widgets do."""
     columns = export_columns()
     stock = ProfileResource().export()
-    streamed = csv_rows(
-        "".join(iter_csv(stream_rows(Profile.objects.all(), columns), columns)).encode()
-    )
+    streamed = csv_rows("".join(iter_csv(stream_rows(x_profiles(), columns), columns)).encode())
     assert streamed[0] == list(stock.headers)
     fred = people["formula_fred"]
     for ours, theirs in zip(streamed[1:], stock, strict=True):
@@ -195,7 +204,7 @@ def test_streamed_values_equal_the_stock_import_export_values(people):
 def test_one_query_and_no_token_column_is_ever_read(people):
     columns = export_columns()
     with CaptureQueriesContext(connection) as queries:
-        rows = list(stream_rows(Profile.objects.all(), columns))
+        rows = list(stream_rows(x_profiles(), columns))
     assert len(rows) == len(people)
     assert len(queries) == 1
     sql = queries[0]["sql"]
@@ -234,6 +243,16 @@ def test_formula_cells_are_text_not_formulas_in_xlsx(people, tmp_path):
     assert isinstance(cells["ada_lovelace"][header.index("joined X")].value, datetime)
 
 
+def test_json_keeps_numbers_and_booleans_typed(people, tmp_path):
+    records = {r["screen name"]: r for r in json.loads(run_command(tmp_path, "--format", "json"))}
+    ada, pat, nobody = records["ada_lovelace"], records["private_pat"], records["nobody"]
+    assert ada["followers"] == people["ada_lovelace"].followers_count > 0
+    assert type(ada["followers"]) is int and type(ada["following"]) is int
+    assert (ada["verified"], ada["protected"], pat["protected"]) == (True, False, True)
+    assert ada["X user id"] == "1000000001", "an id stays text: it is no quantity"
+    assert isinstance(ada["token expiry"], str) and nobody["token expiry"] is None
+
+
 def test_json_keeps_the_raw_text(people, tmp_path):
     records = json.loads(run_command(tmp_path, "--format", "json"))
     fred = next(record for record in records if record["screen name"] == "formula_fred")
@@ -255,7 +274,7 @@ def test_token_status_filter(people, tmp_path):
     revoked = csv_rows(run_command(tmp_path, "--token-status", "revoked"))
     assert [row[1] for row in revoked[1:]] == ["grace_hopper"]
     without = csv_rows(run_command(tmp_path, "--token-status", "none", name="none"))
-    assert [row[1] for row in without[1:]] == [""]
+    assert [row[1] for row in without[1:]] == ["nobody"]
     active = csv_rows(run_command(tmp_path, "--token-status", "active", name="active"))
     assert "grace_hopper" not in {row[1] for row in active[1:]}
     assert "ada_lovelace" in {row[1] for row in active[1:]}

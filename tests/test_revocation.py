@@ -27,10 +27,11 @@ from accounts.tasks import retry_pending_revocations as retry_pending_revocation
 from accounts.tokens import refresh_token, revoke_token, store_token
 from accounts.x_client import XTokenInvalid
 from admin_ext import jobs
-from admin_ext.models import AuditEvent, BulkJobItem, ItemStatus, TokenAction
+from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from tests.test_admin_support import (
     access_token_is_live,
     refresh_token_is_live,
+    run_queued_jobs,
     sign_in,
     staff_user,
 )
@@ -341,11 +342,12 @@ def test_admin_action_on_an_unreadable_token_answers_a_message(x_sandbox, settin
     client = Client()
     client.force_login(boss)
 
-    response = client.post(
+    client.post(
         reverse("admin:accounts_xtoken_changelist"),
         {"action": "check_tokens", "_selected_action": [lost.pk], "index": "0"},
-        follow=True,
     )
+    run_queued_jobs()
+    response = client.get(BulkJob.objects.get().get_admin_url())
 
     assert response.status_code == 200
     assert "could not be decrypted" in response.content.decode()

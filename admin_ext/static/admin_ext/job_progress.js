@@ -1,5 +1,6 @@
 // Live progress of a bulk token job on its admin page: polls the staff-only JSON
-// endpoint named in data-progress-url and updates the bar and counters in place.
+// endpoint named in data-progress-url and updates the bar, the counters, the table
+// of accounts (the same filter and page as shown) and, once done, the summary.
 // A static file rather than inline script, so a strict CSP (script-src 'self') holds.
 (function () {
   "use strict";
@@ -9,8 +10,10 @@
     return;
   }
   var bar = document.getElementById("job-progress-bar");
-  var finishedNote = document.getElementById("job-finished-note");
-  var url = box.getAttribute("data-progress-url");
+  var summary = document.getElementById("job-summary");
+  var rows = document.getElementById("job-items-body");
+  // The page's own ?status=&page= so the rows fetched are the rows shown.
+  var url = box.getAttribute("data-progress-url") + window.location.search;
   var POLL_MS = 1000;
   var RETRY_MS = 5000;
 
@@ -25,8 +28,13 @@
       }
     });
     box.setAttribute("data-state", data.state);
-    if (data.state === "done") {
-      finishedNote.hidden = false;
+    // Server-rendered by Django's templates, which escape every value.
+    if (rows && typeof data.items_html === "string") {
+      rows.innerHTML = data.items_html;
+    }
+    if (data.summary_html) {
+      summary.innerHTML = data.summary_html;
+      summary.hidden = false;
     }
   }
 
