@@ -263,7 +263,7 @@ def _dump_earlier(entries: list[tuple[str, datetime]]) -> str:
     return json.dumps([{"token": t, "expires_at": e.isoformat()} for t, e in entries])
 
 
-class PendingRevocation(models.Model):
+class PendingRevocation(TalliedModel, models.Model):
     """A grant the site no longer holds (or could not revoke) that X has not confirmed revoked.
 
     The secrets stay encrypted exactly like XToken's until X confirms, then they are
@@ -293,6 +293,10 @@ class PendingRevocation(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
     resolution = models.CharField(max_length=200, blank=True)
 
+    objects = TalliedQuerySet.as_manager()
+    # The dashboard's "Revocations X has not confirmed yet" (tallies.keys).
+    tally_fields = ("resolved_at",)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "pending revocation"
@@ -300,6 +304,10 @@ class PendingRevocation(models.Model):
     def __str__(self) -> str:
         who = f"@{self.screen_name}" if self.screen_name else "an account"
         return f"{self.masked} of {who}"
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_pending_revocation(*values)
 
     @property
     def masked(self) -> str:

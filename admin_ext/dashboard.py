@@ -1,22 +1,22 @@
 """The numbers on the admin index: accounts, token health, daily activity, jobs, audit.
 
-Counts of accounts, tokens, sign-ups and sign-ins are not counted here: every
-write keeps them up to date (the tallies app) and one query reads them all. What
-depends on the clock (tokens expiring within 24 hours) is a range count on an
-index, and jobs and audit events read only the latest few rows, so the page
-costs the same few queries at a hundred profiles or a million, with nothing
-cached. Geometry for the activity chart is worked out here too.
+Counts of accounts, tokens, pending revocations, sign-ups, sign-ins and each
+job's items are not counted here: every write keeps them up to date (the tallies
+app) and one query reads them all. What depends on the clock (tokens expiring
+within 24 hours) is a range count on an index, and jobs and audit events read
+only the latest few rows, so the page costs the same few queries at a hundred
+profiles or a million, with nothing cached. Geometry for the activity chart is
+worked out here too.
 """
 
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import PendingRevocation, TokenKind, TokenStatus, XToken
-from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus
+from accounts.models import TokenKind, TokenStatus, XToken
+from admin_ext.models import AuditEvent, BulkJob, ItemStatus
 from tallies import counting, keys
 
 EXPIRING_WINDOW = timedelta(hours=24)
@@ -29,11 +29,12 @@ def activity_days(today: date, days: int = ACTIVITY_DAYS) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
-def figures(today: date | None = None) -> Counter:
-    """Every tallied figure the dashboard shows, in one query."""
+def figures(today: date | None = None, jobs: list[BulkJob] = ()) -> Counter:
+    """Every tallied figure the dashboard shows, with the progress of `jobs`, in one query."""
     days = activity_days(today or timezone.localdate())
-    wanted = [keys.PROFILES]
+    wanted = [keys.PROFILES, keys.PENDING_REVOCATIONS]
     wanted += [keys.sign_ups_on(day) for day in days] + [keys.sign_ins_on(day) for day in days]
+    wanted += [keys.job_items(job.pk, status) for job in jobs for status in ItemStatus.values]
     return counting.read(wanted, prefixes=[keys.TOKENS, keys.X_ACCOUNTS])
 
 
@@ -82,9 +83,9 @@ def token_health(tallies: Counter, now: datetime | None = None) -> dict[str, int
     return counts
 
 
-def pending_revocations() -> int:
+def pending_revocations(tallies: Counter) -> int:
     """Grants the site gave up that X has not yet confirmed revoked (the workers retry them)."""
-    return PendingRevocation.objects.filter(resolved_at__isnull=True).count()
+    return tallies[keys.PENDING_REVOCATIONS]
 
 
 @dataclass(frozen=True)
@@ -177,27 +178,24 @@ class JobSummary:
         return round(100 * self.done / self.total) if self.total else 100
 
 
-def recent_jobs(limit: int = 5) -> list[JobSummary]:
-    """The latest bulk jobs with how far each has got, counted from their items.
+def latest_jobs(limit: int = 5) -> list[BulkJob]:
+    return list(BulkJob.objects.order_by("-created_at", "-id")[:limit])
 
-    Only those jobs' items are counted (an index range per job), however many
-    older jobs and items there are.
-    """
-    jobs = list(BulkJob.objects.order_by("-created_at", "-id")[:limit])
-    counts: Counter = Counter()
-    items = BulkJobItem.objects.filter(job__in=jobs).values_list("job_id", "status")
-    for job_id, status, count in items.annotate(count=Count("pk")).order_by():
-        counts[job_id, status] += count
-        counts[job_id, None] += count
-    return [
-        JobSummary(
-            job=job,
-            total=counts[job.pk, None],
-            ok=counts[job.pk, ItemStatus.OK],
-            failed=counts[job.pk, ItemStatus.FAILED],
+
+def job_progress(jobs: list[BulkJob], tallies: Counter) -> list[JobSummary]:
+    """How far each job has got, from its items' tallies (read with `figures`)."""
+    summaries = []
+    for job in jobs:
+        by_status = {status: tallies[keys.job_items(job.pk, status)] for status in ItemStatus}
+        summaries.append(
+            JobSummary(
+                job=job,
+                total=sum(by_status.values()),
+                ok=by_status[ItemStatus.OK],
+                failed=by_status[ItemStatus.FAILED],
+            )
         )
-        for job in jobs
-    ]
+    return summaries
 
 
 def recent_audit_events(limit: int = 8) -> list[AuditEvent]:

@@ -11,6 +11,7 @@ from django.utils import timezone
 PROFILES = "profiles"
 TOKENS = "token:"
 X_ACCOUNTS = "x:"
+PENDING_REVOCATIONS = "revocations:pending"
 
 
 def token(kind: str, status: str) -> str:
@@ -20,6 +21,11 @@ def token(kind: str, status: str) -> str:
 def x_account(method: str) -> str:
     """People with an X account here, by the method they last signed in with."""
     return f"{X_ACCOUNTS}{method}"
+
+
+def job_items(job_id: int, status: str) -> str:
+    """A bulk job's items in one state (its progress)."""
+    return f"job:{job_id}:{status}"
 
 
 def sign_ups_on(day: date) -> str:
@@ -48,3 +54,12 @@ def of_profile(x_user_id: str | None, sign_in_method: str, created_at: datetime)
 
 def of_sign_in(created_at: datetime) -> list[str]:
     return [sign_ins_on(day_of(created_at))]
+
+
+def of_job_item(job_id: int, status: str) -> list[str]:
+    return [job_items(job_id, status)]
+
+
+def of_pending_revocation(resolved_at: datetime | None) -> list[str]:
+    """A grant waits to be revoked until X confirms (resolved_at set)."""
+    return [PENDING_REVOCATIONS] if resolved_at is None else []

@@ -24,6 +24,11 @@ def full_recount(apps: Apps) -> Counter:
     for method, created_at in x_accounts.values_list("sign_in_method", "created_at").iterator():
         figures[keys.x_account(method)] += 1
         figures[keys.sign_ups_on(keys.day_of(created_at))] += 1
+    items = apps.get_model("admin_ext", "BulkJobItem").objects.values_list("job_id", "status")
+    for job_id, status, count in items.annotate(count=Count("pk")).order_by():
+        figures[keys.job_items(job_id, status)] += count
+    pending = apps.get_model("accounts", "PendingRevocation").objects
+    figures[keys.PENDING_REVOCATIONS] += pending.filter(resolved_at__isnull=True).count()
     sign_ins = apps.get_model("admin_ext", "SignInEvent").objects.values_list("created_at")
     for (created_at,) in sign_ins.iterator():
         figures[keys.sign_ins_on(keys.day_of(created_at))] += 1
@@ -41,7 +46,9 @@ def rebuild(apps: Apps) -> Counter:
                 for label in (
                     ("accounts", "XToken"),
                     ("accounts", "Profile"),
+                    ("accounts", "PendingRevocation"),
                     ("admin_ext", "SignInEvent"),
+                    ("admin_ext", "BulkJobItem"),
                 )
             ]
             with connection.cursor() as cursor:

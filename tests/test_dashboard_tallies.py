@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts import tokens as token_ops
 from accounts.models import PendingRevocation, Profile, TokenKind, TokenStatus, XToken
 from admin_ext import jobs
-from admin_ext.models import SignInEvent, TokenAction
+from admin_ext.models import BulkJob, SignInEvent, TokenAction
 from tallies import counting
 from tallies.models import TallyDelta
 from tests.test_admin_support import sign_in_many, staff_user
@@ -50,7 +50,12 @@ def recount() -> dict:
     token_rows["Revocations X has not confirmed yet"] = PendingRevocation.objects.filter(
         resolved_at__isnull=True
     ).count()
+    latest_jobs = BulkJob.objects.order_by("-created_at", "-id")[:5]
     return {
+        "jobs": [
+            (job.items.count(), job.items.filter(status__in=["ok", "failed"]).count())
+            for job in latest_jobs
+        ],
         "Users": Profile.objects.count(),
         "With X": with_x.count(),
         "New this week": with_x.filter(created_at__date__in=week).count(),
@@ -73,7 +78,12 @@ def shown(admin_client) -> dict:
         "Last signed in with OAuth 2.0",
     ]
     activity = " ".join(section(html, "dash-activity").split())
+    jobs = section(html, "dash-jobs") if 'id="dash-jobs"' in html else ""
     return {
+        "jobs": [
+            (int(total), int(done))
+            for total, done in re.findall(r'<progress max="(\d+)" value="(\d+)"', jobs)
+        ],
         **{label: figure(html, label) for label in labels},
         "tokens": health(html),
         "sign-ups": int(re.search(r"(\d+) sign-ups?\b", activity).group(1)),
