@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from tallies.models import TallyDelta
 
@@ -55,13 +55,23 @@ def compact() -> None:
         )
 
 
-def read(keys: Iterable[str] = (), prefixes: Iterable[str] = ()) -> Counter:
-    """The figures named by `keys` or starting with one of `prefixes`, in one query."""
+def read(
+    keys: Iterable[str] = (), prefixes: Iterable[str] = (), also: QuerySet | None = None
+) -> Counter:
+    """The figures named by `keys` or starting with one of `prefixes`, in one query.
+
+    `also`, rows of ("key", "total") counted some other way (a window of time no
+    tally can follow), comes back in the same query (UNION ALL): one round trip.
+    """
     wanted = Q(key__in=list(keys))
     for prefix in prefixes:
         wanted |= Q(key__startswith=prefix)
-    totals = TallyDelta.objects.filter(wanted).values("key").annotate(total=Sum("delta"))
-    return Counter({row["key"]: row["total"] for row in totals})
+    totals = (
+        TallyDelta.objects.filter(wanted).values("key").annotate(total=Sum("delta")).order_by()
+    )
+    if also is not None:
+        totals = totals.union(also, all=True)
+    return Counter({row["key"]: int(row["total"]) for row in totals})
 
 
 def replace_all(figures: Counter) -> None:

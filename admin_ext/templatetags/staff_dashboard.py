@@ -107,10 +107,11 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
             ("audit", "admin_ext.view_auditevent"),
         )
     }
-    today = timezone.localdate()
+    now = timezone.now()
+    today = timezone.localdate(now)
     jobs = dashboard.latest_jobs() if sees["jobs"] else []
     if sees["profiles"] or sees["tokens"] or sees["pending"] or sees["jobs"]:
-        tallies = dashboard.figures(today, jobs)
+        tallies = dashboard.figures(today, jobs, now)
     if sees["profiles"]:
         board.totals = dashboard.account_totals(tallies, today)
         board.methods = [
