@@ -56,9 +56,13 @@ def compact() -> None:
 
 
 def read(
-    keys: Iterable[str] = (), prefixes: Iterable[str] = (), also: QuerySet | None = None
+    keys: Iterable[str] = (),
+    prefixes: Iterable[str] = (),
+    ranges: Iterable[tuple[str, str]] = (),
+    also: QuerySet | None = None,
 ) -> Counter:
-    """The figures named by `keys` or starting with one of `prefixes`, in one query.
+    """The figures named by `keys`, starting with one of `prefixes` or within one of
+    `ranges` (first and last key, as for a run of days), in one query.
 
     `also`, rows of ("key", "total") counted some other way (a window of time no
     tally can follow), comes back in the same query (UNION ALL): one round trip.
@@ -66,6 +70,8 @@ def read(
     wanted = Q(key__in=list(keys))
     for prefix in prefixes:
         wanted |= Q(key__startswith=prefix)
+    for first, last in ranges:
+        wanted |= Q(key__range=(first, last))
     totals = (
         TallyDelta.objects.filter(wanted).values("key").annotate(total=Sum("delta")).order_by()
     )
