@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
+from tallies import keys
+from tallies.tracked import TalliedModel, TalliedQuerySet
 
 SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_access_tokens")
 
@@ -40,7 +42,7 @@ class TokenStatus(models.TextChoices):
     NEEDS_SIGN_IN = "needs_signin", "Needs a new sign-in"
 
 
-class Profile(models.Model):
+class Profile(TalliedModel, models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="x_profile"
     )
@@ -67,6 +69,10 @@ class Profile(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TalliedQuerySet.as_manager()
+    # The dashboard's users, X accounts by method and sign-ups per day (tallies.keys).
+    tally_fields = ("x_user_id", "sign_in_method", "created_at")
+
     class Meta:
         permissions = [
             ("export_profile", "Can export profiles"),
@@ -74,6 +80,10 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"@{self.screen_name}" if self.screen_name else f"{self.user}'s profile"
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_profile(*values)
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -129,7 +139,7 @@ def current_token_column(
     return Subquery(tokens)
 
 
-class XTokenQuerySet(models.QuerySet):
+class XTokenQuerySet(TalliedQuerySet):
     def expiring_within(self, delta: timedelta) -> "XTokenQuerySet":
         return self.filter(
             kind=TokenKind.OAUTH2,
@@ -138,7 +148,7 @@ class XTokenQuerySet(models.QuerySet):
         )
 
 
-class XToken(models.Model):
+class XToken(TalliedModel, models.Model):
     """An access token X issued for a profile, encrypted at rest.
 
     Secrets are only ever read to call X; everywhere else `masked` stands in.
@@ -166,11 +176,20 @@ class XToken(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = XTokenQuerySet.as_manager()
+    # The dashboard's token health: tokens per method and status (tallies.keys).
+    tally_fields = ("kind", "status")
 
     class Meta:
         verbose_name = "X token"
         constraints = [
             models.UniqueConstraint(fields=["profile", "kind"], name="one_token_per_method"),
+        ]
+        # "Active OAuth 2.0 tokens expiring within 24 hours" (a window that moves, so
+        # not a tally) is a range count on this index, never a scan of the table.
+        indexes = [
+            models.Index(
+                fields=["status", "kind", "expires_at"], name="xtoken_status_kind_expiry"
+            ),
         ]
         permissions = [
             ("check_token", "Can check X tokens"),
@@ -180,6 +199,10 @@ class XToken(models.Model):
 
     def __str__(self) -> str:
         return self.masked
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_token(*values)
 
     @property
     def masked(self) -> str:
@@ -240,7 +263,7 @@ def _dump_earlier(entries: list[tuple[str, datetime]]) -> str:
     return json.dumps([{"token": t, "expires_at": e.isoformat()} for t, e in entries])
 
 
-class PendingRevocation(models.Model):
+class PendingRevocation(TalliedModel, models.Model):
     """A grant the site no longer holds (or could not revoke) that X has not confirmed revoked.
 
     The secrets stay encrypted exactly like XToken's until X confirms, then they are
@@ -270,6 +293,10 @@ class PendingRevocation(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
     resolution = models.CharField(max_length=200, blank=True)
 
+    objects = TalliedQuerySet.as_manager()
+    # The dashboard's "Revocations X has not confirmed yet" (tallies.keys).
+    tally_fields = ("resolved_at",)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "pending revocation"
@@ -277,6 +304,10 @@ class PendingRevocation(models.Model):
     def __str__(self) -> str:
         who = f"@{self.screen_name}" if self.screen_name else "an account"
         return f"{self.masked} of {who}"
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_pending_revocation(*values)
 
     @property
     def masked(self) -> str:

@@ -1,41 +1,72 @@
 """The numbers on the admin index: accounts, token health, daily activity, jobs, audit.
 
-Each function is one SQL query (aggregates and a UNION, never a row per account),
-so the page costs the same number of queries at a hundred profiles or a hundred
-thousand, and `cached` keeps the results for half a minute so that most visits
-run none of them. Geometry for the activity chart is worked out here too.
+Counts of accounts, tokens, pending revocations, sign-ups, sign-ins and each
+job's items are not counted here: every write keeps them up to date (the tallies
+app) and one query reads them all. What depends on the clock (tokens expiring
+within 24 hours) is a range count on an index, and jobs and audit events read
+only the latest few rows, so the page costs the same few queries at a hundred
+profiles or a million, with nothing cached. Geometry for the activity chart is
+worked out here too.
 """
 
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
-from django.core.cache import cache
-from django.db.models import CharField, Count, Q, Value
-from django.db.models.functions import TruncDate
+from django.db.models import CharField, Count, Value
 from django.utils import timezone
 
-from accounts.models import PendingRevocation, Profile, TokenKind, TokenStatus, XToken
-from admin_ext.models import AuditEvent, BulkJob, ItemStatus, SignInEvent
+from accounts.models import TokenKind, TokenStatus, XToken
+from admin_ext.models import AuditEvent, BulkJob, ItemStatus
+from tallies import counting, keys
 
 EXPIRING_WINDOW = timedelta(hours=24)
+EXPIRING = "expiring within 24 h"  # read with the tallies, but counted (see `figures`)
 ACTIVITY_DAYS = 30
-# Counting 100,000 rows on every visit to the admin index would make the index
-# several times slower; figures half a minute old are fresh enough for a glance.
-CACHE_SECONDS = 30
-
-T = TypeVar("T")
+NEW_DAYS = 7
 
 
-def cached(name: str, compute: Callable[[], T]) -> tuple[T, datetime]:
-    """`compute()`'s value and when it was computed, reused for CACHE_SECONDS."""
-    key = f"admin_ext.dashboard.{name}"
-    hit = cache.get(key)
-    if hit is None:
-        hit = (compute(), timezone.now())
-        cache.set(key, hit, CACHE_SECONDS)
-    return hit
+def activity_days(today: date, days: int = ACTIVITY_DAYS) -> list[date]:
+    """The days the chart shows, oldest first, ending today."""
+    return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+
+
+def figures(
+    today: date | None = None, jobs: list[BulkJob] = (), now: datetime | None = None
+) -> Counter:
+    """Every figure the dashboard shows, with the progress of `jobs`, in one query.
+
+    All are tallies but EXPIRING, whose window moves with the clock: it is a range
+    count on the (status, kind, expires_at) index, read in the same query.
+    """
+    now = now or timezone.now()
+    expiring = (
+        XToken.objects.filter(
+            status=TokenStatus.ACTIVE,
+            kind=TokenKind.OAUTH2,
+            expires_at__isnull=False,
+            expires_at__lte=now + EXPIRING_WINDOW,
+        )
+        .annotate(key=Value(EXPIRING, output_field=CharField()))
+        .values("key")
+        # COUNT(*), not COUNT(id): the index holds no id, and PostgreSQL would
+        # visit every counted row in the table instead of the index alone.
+        .annotate(total=Count("*"))
+        .order_by()
+    )
+    days = activity_days(today or timezone.localdate(now))
+    wanted = [keys.PROFILES, keys.PENDING_REVOCATIONS]
+    wanted += [keys.job_items(job.pk, status) for job in jobs for status in ItemStatus.values]
+    return counting.read(
+        wanted,
+        prefixes=[keys.TOKENS, keys.X_ACCOUNTS],
+        # Day keys sort by date (ISO format), so a month of them is one range.
+        ranges=[
+            (keys.sign_ups_on(days[0]), keys.sign_ups_on(days[-1])),
+            (keys.sign_ins_on(days[0]), keys.sign_ins_on(days[-1])),
+        ],
+        also=expiring,
+    )
 
 
 @dataclass(frozen=True)
@@ -46,54 +77,40 @@ class AccountTotals:
     by_method: dict[str, int]
 
 
-def account_totals(now: datetime | None = None) -> AccountTotals:
+def account_totals(tallies: Counter, today: date | None = None) -> AccountTotals:
     """Users, people with an X account here (by the method they last used), new this week.
 
-    Counted on profiles alone, one table: every user has exactly one profile (see
-    accounts.models), and only people who signed in with X have an X user id.
+    Every user has exactly one profile (see accounts.models), and only people who
+    signed in with X have an X user id. "New this week" is the sign-ups of today
+    and the six days before, as in the chart.
     """
-    now = now or timezone.now()
-    has_x = Q(x_user_id__isnull=False)
-    counts = Profile.objects.aggregate(
-        users=Count("pk"),
-        x_accounts=Count("pk", filter=has_x),
-        new_this_week=Count("pk", filter=has_x & Q(created_at__gte=now - timedelta(days=7))),
-        **{
-            f"method_{kind}": Count("pk", filter=has_x & Q(sign_in_method=kind))
-            for kind in TokenKind.values
-        },
-    )
+    recent = activity_days(today or timezone.localdate(), NEW_DAYS)
+    by_method = {kind: tallies[keys.x_account(kind)] for kind in TokenKind.values}
     return AccountTotals(
-        users=counts["users"],
-        x_accounts=counts["x_accounts"],
-        new_this_week=counts["new_this_week"],
-        by_method={kind: counts[f"method_{kind}"] for kind in TokenKind.values},
+        users=tallies[keys.PROFILES],
+        x_accounts=sum(n for key, n in tallies.items() if key.startswith(keys.X_ACCOUNTS)),
+        new_this_week=sum(tallies[keys.sign_ups_on(day)] for day in recent),
+        by_method=by_method,
     )
 
 
-def token_health(now: datetime | None = None) -> dict[str, int]:
+def token_health(tallies: Counter) -> dict[str, int]:
     """Tokens per status, plus the active OAuth 2.0 ones whose expiry is within 24 hours.
 
     "expiring" is a subset of "active": those need the refresh cron (or a sign-in)
     soon, or they will fail the next call to X.
     """
-    now = now or timezone.now()
-    expiring = Q(
-        status=TokenStatus.ACTIVE,
-        kind=TokenKind.OAUTH2,
-        expires_at__isnull=False,
-        expires_at__lte=now + EXPIRING_WINDOW,
-    )
-    counts = XToken.objects.aggregate(
-        expiring=Count("pk", filter=expiring),
-        **{status: Count("pk", filter=Q(status=status)) for status in TokenStatus.values},
-    )
+    counts = {
+        status: sum(tallies[keys.token(kind, status)] for kind in TokenKind.values)
+        for status in TokenStatus.values
+    }
+    counts["expiring"] = tallies[EXPIRING]
     return counts
 
 
-def pending_revocations() -> int:
+def pending_revocations(tallies: Counter) -> int:
     """Grants the site gave up that X has not yet confirmed revoked (the workers retry them)."""
-    return PendingRevocation.objects.filter(resolved_at__isnull=True).count()
+    return tallies[keys.PENDING_REVOCATIONS]
 
 
 @dataclass(frozen=True)
@@ -103,33 +120,15 @@ class DayActivity:
     sign_ins: int
 
 
-def daily_activity(now: datetime | None = None, days: int = ACTIVITY_DAYS) -> list[DayActivity]:
+def daily_activity(tallies: Counter, today: date | None = None) -> list[DayActivity]:
     """Sign-ups (new people with X) and sign-ins with X per day, oldest first, gaps as 0."""
-    today = timezone.localdate(now or timezone.now())
-    first_day = today - timedelta(days=days - 1)
-    since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
-    sign_ups = (
-        Profile.objects.filter(created_at__gte=since, x_user_id__isnull=False)
-        .annotate(series=Value("up", output_field=CharField()), day=TruncDate("created_at"))
-        .values("series", "day")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    sign_ins = (
-        SignInEvent.objects.filter(created_at__gte=since)
-        .annotate(series=Value("in", output_field=CharField()), day=TruncDate("created_at"))
-        .values("series", "day")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    counts = {(row["series"], row["day"]): row["n"] for row in sign_ups.union(sign_ins, all=True)}
     return [
         DayActivity(
             day=day,
-            sign_ups=counts.get(("up", day), 0),
-            sign_ins=counts.get(("in", day), 0),
+            sign_ups=tallies[keys.sign_ups_on(day)],
+            sign_ins=tallies[keys.sign_ins_on(day)],
         )
-        for day in (first_day + timedelta(days=offset) for offset in range(days))
+        for day in activity_days(today or timezone.localdate())
     ]
 
 
@@ -204,17 +203,24 @@ class JobSummary:
         return round(100 * self.done / self.total) if self.total else 100
 
 
-def recent_jobs(limit: int = 5) -> list[JobSummary]:
-    """The latest bulk jobs with how far each has got, counted from their items."""
-    jobs = BulkJob.objects.annotate(
-        item_count=Count("items"),
-        ok_count=Count("items", filter=Q(items__status=ItemStatus.OK)),
-        failed_count=Count("items", filter=Q(items__status=ItemStatus.FAILED)),
-    ).order_by("-created_at", "-id")[:limit]
-    return [
-        JobSummary(job=job, total=job.item_count, ok=job.ok_count, failed=job.failed_count)
-        for job in jobs
-    ]
+def latest_jobs(limit: int = 5) -> list[BulkJob]:
+    return list(BulkJob.objects.order_by("-created_at", "-id")[:limit])
+
+
+def job_progress(jobs: list[BulkJob], tallies: Counter) -> list[JobSummary]:
+    """How far each job has got, from its items' tallies (read with `figures`)."""
+    summaries = []
+    for job in jobs:
+        by_status = {status: tallies[keys.job_items(job.pk, status)] for status in ItemStatus}
+        summaries.append(
+            JobSummary(
+                job=job,
+                total=sum(by_status.values()),
+                ok=by_status[ItemStatus.OK],
+                failed=by_status[ItemStatus.FAILED],
+            )
+        )
+    return summaries
 
 
 def recent_audit_events(limit: int = 8) -> list[AuditEvent]:

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "accounts.providers.twitter",
     "accounts.providers.twitter_oauth2",
     "admin_ext",
+    "tallies",
 ]
 
 MIDDLEWARE = [

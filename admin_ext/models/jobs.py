@@ -11,6 +11,8 @@ from django.db import models
 from django.urls import reverse
 
 from admin_ext.models.audit import TokenAction
+from tallies import keys
+from tallies.tracked import TalliedModel, TalliedQuerySet
 
 
 class JobSource(models.TextChoices):
@@ -62,7 +64,7 @@ class ItemStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class BulkJobItem(models.Model):
+class BulkJobItem(TalliedModel, models.Model):
     job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
     token = models.ForeignKey(
         "accounts.XToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -82,6 +84,10 @@ class BulkJobItem(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TalliedQuerySet.as_manager()
+    # Each job's progress on the dashboard (tallies.keys).
+    tally_fields = ("job_id", "status")
+
     class Meta:
         ordering = ["id"]
         verbose_name = "bulk job item"
@@ -92,3 +98,7 @@ class BulkJobItem(models.Model):
     def __str__(self) -> str:
         who = f"@{self.screen_name}" if self.screen_name else "an account"
         return f"{who} ({self.get_status_display()})"
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_job_item(*values)

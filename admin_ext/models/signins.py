@@ -8,12 +8,18 @@ from django.conf import settings
 from django.db import models
 
 from accounts.models import TokenKind
+from tallies import keys
+from tallies.tracked import TalliedModel, TalliedQuerySet
 
 
-class SignInEvent(models.Model):
+class SignInEvent(TalliedModel, models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     method = models.CharField(max_length=10, choices=TokenKind.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TalliedQuerySet.as_manager()
+    # The dashboard's sign-ins per day (tallies.keys).
+    tally_fields = ("created_at",)
 
     class Meta:
         ordering = ["-created_at"]
@@ -22,3 +28,7 @@ class SignInEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} via {self.get_method_display()} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def tally_keys(cls, values) -> list[str]:
+        return keys.of_sign_in(*values)
