@@ -113,12 +113,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         signin.link_to_existing_user(request, sociallogin)
         if signin.is_known(sociallogin) and sociallogin.user.is_active:
             signin.record_sign_in(sociallogin.user, signin.attached(sociallogin))
+            signin.note_kept(request)
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
         sign_in = signin.attached(sociallogin)
         user_username(sociallogin.user, signin.username_for(sign_in.x_user.screen_name))
         create_user = partial(super().save_user, request, sociallogin, form)
-        return signin.sign_up(sociallogin, create_user)
+        user = signin.sign_up(sociallogin, create_user)
+        signin.note_kept(request)
+        return user
 
     def on_authentication_error(
         self,

@@ -6,3 +6,8 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     verbose_name = "X accounts"
+
+    def ready(self) -> None:
+        # Connects the receivers that revoke (or queue) every grant whose token row
+        # is deleted, whatever deletes it.
+        from accounts import revocation  # noqa: F401

@@ -12,9 +12,42 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+UNREADABLE_MESSAGE = (
+    "A stored X token could not be decrypted: is its key missing from TOKEN_ENCRYPTION_KEYS?"
+)
+
 
 class TokenDecryptionError(Exception):
     """A stored token cannot be decrypted with any configured key."""
+
+
+class UnreadableSecret:
+    """Stands in for a stored secret that no configured key decrypts.
+
+    Loading such a row must not fail: a bulk job, a deletion or a page would crash
+    on one bad row (a key removed from TOKEN_ENCRYPTION_KEYS, a development key's
+    data under production keys). The ciphertext is kept, so saving the row writes
+    it back unchanged and putting the key back makes the token readable again. It
+    is deliberately not a str: nothing can send it to X by mistake.
+    """
+
+    __slots__ = ("ciphertext",)
+
+    def __init__(self, ciphertext: str) -> None:
+        self.ciphertext = ciphertext
+
+    def __repr__(self) -> str:
+        return "<unreadable secret>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnreadableSecret) and other.ciphertext == self.ciphertext
+
+    def __hash__(self) -> int:
+        return hash(self.ciphertext)
+
+
+def is_unreadable(value: object) -> bool:
+    return isinstance(value, UnreadableSecret)
 
 
 def derived_development_key(secret_key: str) -> str:
@@ -45,7 +78,4 @@ def decrypt(ciphertext: str) -> str:
     try:
         return _multi_fernet(configured_keys()).decrypt(ciphertext.encode()).decode()
     except InvalidToken as exc:
-        raise TokenDecryptionError(
-            "A stored X token could not be decrypted: is its key missing from "
-            "TOKEN_ENCRYPTION_KEYS?"
-        ) from exc
+        raise TokenDecryptionError(UNREADABLE_MESSAGE) from exc

@@ -5,7 +5,8 @@ user, made by a post_save signal) grows into `Profile`; its clear-text
 `access_token` becomes `XToken`, encrypted, one per sign-in method.
 """
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -14,8 +15,10 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from accounts import x_values
+from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
+
+SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_access_tokens")
 
 
 class TokenKind(models.TextChoices):
@@ -29,6 +32,12 @@ class TokenStatus(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     INVALID = "invalid", "Invalid"
     ERROR = "error", "Error"
+    # No configured key decrypts it: found by any use of the token or by
+    # `manage.py rotate_token_keys`; putting the key back and checking it heals it.
+    UNREADABLE = "unreadable", "Cannot be decrypted"
+    # A refresh X answered too late: X may have spent the refresh token and issued a
+    # pair the site never received, so only the person signing in again can recover.
+    NEEDS_SIGN_IN = "needs_signin", "Needs a new sign-in"
 
 
 class Profile(models.Model):
@@ -140,12 +149,15 @@ class XToken(models.Model):
     access_token = EncryptedTextField(blank=True, editable=False)
     token_secret = EncryptedTextField(blank=True, editable=False)
     refresh_token = EncryptedTextField(blank=True, editable=False)
+    # OAuth 2.0: access tokens a refresh replaced, which X honours until they
+    # expire; JSON [{"token", "expires_at"}]. Revoking the grant revokes them too.
+    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
     # The last four characters, kept apart so lists never decrypt anything.
     token_hint = models.CharField(max_length=4, blank=True, editable=False)
     scopes = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     status = models.CharField(
-        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+        max_length=16, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
     )
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
@@ -187,3 +199,90 @@ class XToken(models.Model):
 
     def wipe_secrets(self) -> None:
         self.set_secrets("", "", "")
+        self.earlier_access_tokens = ""
+
+    @property
+    def is_readable(self) -> bool:
+        """False when a secret could not be decrypted with any configured key."""
+        return not any(crypto.is_unreadable(getattr(self, name)) for name in SECRET_COLUMNS)
+
+    @property
+    def holds_grant(self) -> bool:
+        """Whether this row still holds something X may honour (and so must be revoked)."""
+        return any(getattr(self, name) for name in SECRET_COLUMNS)
+
+    def live_earlier_access_tokens(self, now: datetime | None = None) -> list[str]:
+        """The replaced access tokens X still honours (not yet expired)."""
+        return [token for token, _ in _live_earlier(self.earlier_access_tokens, now)]
+
+    def remember_replaced_access_token(self, access_token: str, expires_at: datetime | None):
+        """Keep an access token a refresh replaced until it expires, so a revoke can
+        end it too: X does not kill it when it issues the next pair."""
+        kept = _live_earlier(self.earlier_access_tokens)
+        if access_token and expires_at is not None and expires_at > timezone.now():
+            kept.append((access_token, expires_at))
+        self.earlier_access_tokens = _dump_earlier(kept)
+
+
+def _live_earlier(stored: str, now: datetime | None = None) -> list[tuple[str, datetime]]:
+    if not stored or crypto.is_unreadable(stored):
+        return []
+    now = now or timezone.now()
+    entries = [
+        (item["token"], datetime.fromisoformat(item["expires_at"])) for item in json.loads(stored)
+    ]
+    return [(token, expires_at) for token, expires_at in entries if expires_at > now]
+
+
+def _dump_earlier(entries: list[tuple[str, datetime]]) -> str:
+    if not entries:
+        return ""
+    return json.dumps([{"token": t, "expires_at": e.isoformat()} for t, e in entries])
+
+
+class PendingRevocation(models.Model):
+    """A grant the site no longer holds (or could not revoke) that X has not confirmed revoked.
+
+    The secrets stay encrypted exactly like XToken's until X confirms, then they are
+    wiped and the row is kept as a record. There are no foreign keys on purpose: the
+    row must outlive its token, profile and user (it is often written while they are
+    being deleted), so it keeps snapshots and the token's id instead.
+    """
+
+    kind = models.CharField(max_length=10, choices=TokenKind.choices)
+    access_token = EncryptedTextField(blank=True, editable=False)
+    token_secret = EncryptedTextField(blank=True, editable=False)
+    refresh_token = EncryptedTextField(blank=True, editable=False)
+    # JSON list of further access tokens of the grant (replaced by refreshes).
+    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
+    token_hint = models.CharField(max_length=4, blank=True, editable=False)
+    token_ref = models.PositiveBigIntegerField(
+        "X token id", null=True, blank=True, db_index=True, help_text="The XToken it came from."
+    )
+    x_user_id = models.CharField("X user id", max_length=32, blank=True)
+    screen_name = models.CharField(max_length=50, blank=True)
+    reason = models.CharField(max_length=200)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_error = models.TextField(blank=True)
+    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolution = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "pending revocation"
+
+    def __str__(self) -> str:
+        who = f"@{self.screen_name}" if self.screen_name else "an account"
+        return f"{self.masked} of {who}"
+
+    @property
+    def masked(self) -> str:
+        label = TokenKind(self.kind).label if self.kind in TokenKind.values else self.kind
+        return f"{label} …{self.token_hint}" if self.token_hint else f"{label} (none)"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,14 +31,16 @@ from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
+from accounts import revocation
+from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import upsert_from_x
-from accounts.tokens import revoke_token, store_token
-from accounts.x_client import XRateLimited, XUser
+from accounts.tokens import store_token
+from accounts.x_client import XUser
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,12 @@ KIND_BY_PROVIDER = {OAUTH1_PROVIDER: TokenKind.OAUTH1, OAUTH2_PROVIDER: TokenKin
 # replay without keeping the request token or state itself.
 SPENT_SESSION_KEY = "x_signin_spent_callbacks"
 SPENT_REMEMBERED = 10
+# OAuth 1.0a sign-ins started in this session, by request token (see below).
+PENDING_OAUTH1_SESSION_KEY = "x_signin_oauth1_pending"
 _SIGN_IN_ATTRIBUTE = "x_sign_in"
+_ISSUED_ATTRIBUTE = "x_signin_issued"
+SUPERSEDED_REASON = "replaced by a new sign-in"
+ABANDONED_REASON = "sign-in abandoned after X issued a token"
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,96 @@ def _pending_states(request: HttpRequest, provider_id: str) -> set[str]:
     }
 
 
-def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> None:
+# Pending OAuth 1.0a sign-ins -----------------------------------------------------------
+#
+# allauth keeps one request token per session, in clear, until the session ends: a
+# second tab's sign-in overwrites the first's ("tokens do not match" when the first
+# comes back) and an abandoned sign-in leaves its secret behind for weeks. Ours are
+# kept per request token, the secret encrypted, for allauth's STATE_TTL at most, and
+# each is taken out by its own callback whatever happens next.
+
+
+@dataclass(frozen=True)
+class PendingOAuth1:
+    """One OAuth 1.0a sign-in this browser started and has not finished."""
+
+    oauth_token: str
+    oauth_token_secret: str = field(repr=False)
+    state_id: str
+
+
+def _live_pending(request: HttpRequest) -> dict[str, dict]:
+    """The pending request tokens younger than STATE_TTL, the newest MAX_STATES of them."""
+    pending = request.session.get(PENDING_OAUTH1_SESSION_KEY)
+    if not isinstance(pending, dict):
+        return {}
+    oldest_allowed = time.time() - statekit.STATE_TTL
+    live = [
+        (token, entry)
+        for token, entry in pending.items()
+        if isinstance(entry, dict) and entry.get("at", 0) >= oldest_allowed
+    ]
+    live.sort(key=lambda item: item[1]["at"])
+    return dict(live[-statekit.MAX_STATES :])
+
+
+def _save_pending(request: HttpRequest, pending: dict[str, dict]) -> None:
+    if pending:
+        request.session[PENDING_OAUTH1_SESSION_KEY] = pending
+    else:
+        request.session.pop(PENDING_OAUTH1_SESSION_KEY, None)
+
+
+def park_oauth1_request_token(request: HttpRequest, allauth_session_key: str) -> None:
+    """Move the request token allauth just got from its one session slot into our list.
+
+    Called right after allauth's redirect to X, when the newest OAuth 1.0a state in
+    the session is the one stashed for this very request token.
+    """
+    request_token = request.session.pop(allauth_session_key, None)
+    if not isinstance(request_token, dict) or not request_token.get("oauth_token"):
+        return
+    states = statekit.get_states(request)
+    state_id = statekit.get_oldest_state(states, rev=True, provider_id=OAUTH1_PROVIDER)
+    if state_id is None:
+        return
+    pending = _live_pending(request)
+    pending[request_token["oauth_token"]] = {
+        "secret": encrypt(request_token.get("oauth_token_secret", "")),
+        "state": state_id,
+        "at": time.time(),
+    }
+    _save_pending(request, _trimmed(pending))
+
+
+def _trimmed(pending: dict[str, dict]) -> dict[str, dict]:
+    newest = sorted(pending.items(), key=lambda item: item[1]["at"])[-statekit.MAX_STATES :]
+    return dict(newest)
+
+
+def take_oauth1_request_token(request: HttpRequest) -> tuple[PendingOAuth1 | None, bool]:
+    """Take the callback's own pending sign-in out of the session, whatever happens next.
+
+    Returns it (None if this browser has no live one for the callback's token) and
+    whether the browser has any other sign-in pending (which tells "not started
+    here" from "not the one started here").
+    """
+    returned = request.GET.get("oauth_token") or request.GET.get("denied") or ""
+    pending = _live_pending(request)
+    entry = pending.pop(returned, None) if returned else None
+    _save_pending(request, pending)
+    if entry is None:
+        return None, bool(pending)
+    try:
+        secret = decrypt(entry["secret"])
+    except TokenDecryptionError:
+        return None, bool(pending)
+    return PendingOAuth1(returned, secret, entry["state"]), bool(pending)
+
+
+def check_oauth1_callback(
+    request: HttpRequest, started: PendingOAuth1 | None, others_pending: bool
+) -> None:
     """Refuse an OAuth 1.0a callback that is not the answer to this browser's request.
 
     allauth exchanges whatever verifier arrives for the request token in the session
@@ -240,12 +337,31 @@ def check_oauth1_callback(request: HttpRequest, request_token: dict | None) -> N
         raise SignInRefused(REPLAYED)
     if "denied" in params:
         raise SignInRefused(DENIED)
-    if not request_token or not request_token.get("oauth_token"):
-        raise SignInRefused(MISSING)
-    if not constant_time_compare(returned, request_token["oauth_token"]):
+    if started is None:
+        raise SignInRefused(MISMATCH if others_pending else MISSING)
+    if not constant_time_compare(returned, started.oauth_token):
         raise SignInRefused(MISMATCH)
-    if not _pending_states(request, OAUTH1_PROVIDER):
+    if started.state_id not in _pending_states(request, OAUTH1_PROVIDER):
         raise SignInRefused(MISSING)
+
+
+def resume_oauth1_sign_in(
+    request: HttpRequest, started: PendingOAuth1, allauth_session_key: str
+) -> None:
+    """Hand allauth's callback this sign-in's request token and state, not the newest.
+
+    allauth reads the request token from its one session slot and takes the newest
+    OAuth 1.0a state; with two tabs that is the other tab's. Putting this sign-in's
+    back in the slot and making its state the newest lets allauth finish the right one.
+    """
+    request.session[allauth_session_key] = {
+        "oauth_token": started.oauth_token,
+        "oauth_token_secret": started.oauth_token_secret,
+    }
+    states = statekit.get_states(request)
+    state, _, provider_id = states[started.state_id]
+    states[started.state_id] = (state, time.time(), provider_id)
+    request.session[statekit.STATES_SESSION_KEY] = states
 
 
 def check_oauth2_callback(request: HttpRequest, provider_id: str) -> None:
@@ -423,8 +539,18 @@ def username_for(screen_name: str) -> str:
 
 @transaction.atomic
 def record_sign_in(user, sign_in: XSignIn) -> Profile:
-    """Refresh the profile from X and keep the new token, encrypted, in XToken."""
+    """Refresh the profile from X and keep the new token, encrypted, in XToken.
+
+    The token this one replaces is a grant the site stops holding: once the new
+    one is committed, it is ended at X (or queued until X answers). Not when X
+    handed back the very pair we hold, as it does for OAuth 1.0a re-sign-ins.
+    """
     profile = upsert_from_x(user, sign_in.x_user, sign_in.kind)
+    replaced = (
+        XToken.objects.select_for_update().filter(profile=profile, kind=sign_in.kind).first()
+    )
+    if replaced is not None and replaced.access_token != sign_in.access_token:
+        end_replaced_grant_after_commit(replaced)
     store_token(
         profile,
         sign_in.kind,
@@ -437,6 +563,94 @@ def record_sign_in(user, sign_in: XSignIn) -> Profile:
     return profile
 
 
+def end_replaced_grant_after_commit(replaced: XToken) -> None:
+    """Queue the replaced token's grant inside this transaction; try X once it commits.
+
+    Queued first, so a process that dies between the commit and the call to X
+    leaves the grant on the pending list for the workers, never forgotten.
+    """
+    grant = revocation.grant_of(replaced)
+    if grant.is_empty:
+        return
+    pending = revocation.queue_revocation(
+        grant, reason=SUPERSEDED_REASON, profile=replaced.profile
+    )
+    transaction.on_commit(partial(revocation.attempt_pending, pending.pk))
+
+
+# Grants issued during a sign-in that the site does not keep --------------------------
+
+
+@dataclass
+class IssuedGrant:
+    """The token X issued during this callback, before the site knows whether it keeps it."""
+
+    kind: str
+    access_token: str = field(repr=False)
+    token_secret: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    kept: bool = False
+
+
+def note_issued(
+    request: HttpRequest,
+    kind: str,
+    *,
+    access_token: str,
+    token_secret: str = "",
+    refresh_token: str = "",
+) -> None:
+    """Remember, for the end of the callback, a token X just issued (before any other call)."""
+    setattr(
+        request,
+        _ISSUED_ATTRIBUTE,
+        IssuedGrant(kind, access_token, token_secret, refresh_token),
+    )
+
+
+def note_kept(request: HttpRequest) -> None:
+    """The issued token is now stored in XToken: the site holds it."""
+    issued = getattr(request, _ISSUED_ATTRIBUTE, None)
+    if issued is not None:
+        issued.kept = True
+
+
+def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:
+    """End at X a grant issued during this callback that the site did not keep.
+
+    X answered the token exchange, then something stopped the sign-in: users/me or
+    verify_credentials failed, a "connect" of a second X account was refused, the
+    account is inactive, the database failed. Nobody could revoke that grant later.
+    After a failure (an exception) even a token marked kept may have been rolled
+    back, so the database is asked. A token the site already held (X hands the same
+    OAuth 1.0a pair back on every sign-in) is left alone.
+    """
+    issued = getattr(request, _ISSUED_ATTRIBUTE, None)
+    if issued is None or (issued.kept and not failed):
+        return
+    delattr(request, _ISSUED_ATTRIBUTE)
+    if _is_held(issued.kind, issued.access_token):
+        return
+    outcome = revocation.end_grant(
+        issued.kind,
+        access_token=issued.access_token,
+        token_secret=issued.token_secret,
+        refresh_token=issued.refresh_token,
+        reason=ABANDONED_REASON,
+    )
+    logger.info("X sign-in ended a grant it did not keep: %s", outcome.status)
+
+
+def _is_held(kind: str, access_token: str) -> bool:
+    """Whether an XToken holds this access token (found by its hint, compared decrypted)."""
+    try:
+        candidates = list(XToken.objects.filter(kind=kind, token_hint=access_token[-4:]))
+    except DatabaseError:
+        # The database that failed the sign-in cannot say; the token is surely not kept.
+        return False
+    return any(constant_time_compare(token.access_token, access_token) for token in candidates)
+
+
 # Disconnect X ----------------------------------------------------------------------
 
 
@@ -447,38 +661,46 @@ class Disconnection:
 
 
 def disconnect_x(profile: Profile) -> Disconnection:
-    """Revoke every token at X, then delete them here; stop at the first X failure.
+    """End every grant at X, then delete the tokens here and let the person go.
 
-    A token X has not let go of is kept (revoke_token records why), so pressing
-    Disconnect again can still revoke it: deleting it first would leave a live
-    grant at X that nobody could revoke any more.
+    A grant X does not confirm revoked (unreachable, rate-limited, refusing the
+    app) is not dropped: revocation.end_token_grant keeps it on the encrypted
+    pending-revocations list, which the workers retry until X confirms. The person
+    is told plainly which of the two happened; "revoked" only when X confirmed.
     """
     tokens = list(profile.tokens.all())
+    unconfirmed = 0
     for token in tokens:
-        try:
-            outcome = revoke_token(token)
-        except XRateLimited:
-            return Disconnection(
-                False,
-                "X is limiting how often we can call it. Your X connection is still "
-                "in place; please try Disconnect X again in a few minutes.",
-            )
+        outcome = revocation.end_token_grant(token, "Disconnect X")
         if not outcome.ok:
+            unconfirmed += 1
             logger.warning(
-                "Disconnect X kept %s token of profile %s: %s",
+                "Disconnect X: X did not confirm revoking the %s token of profile %s (%s); "
+                "pending revocation %s",
                 token.kind,
                 profile.pk,
                 outcome.status,
+                outcome.pending_revocation_id,
             )
-            return Disconnection(
-                False,
-                "We could not reach X to revoke your access, so we kept it to try again. "
-                "Please press Disconnect X again in a moment.",
-            )
+        token.wipe_secrets()
+        token.save(
+            update_fields=[
+                "access_token",
+                "token_secret",
+                "refresh_token",
+                "token_hint",
+                "earlier_access_tokens",
+            ]
+        )
     XToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
-    logger.info(
-        "Disconnect X: profile %s revoked and deleted %s token(s)", profile.pk, len(tokens)
-    )
+    logger.info("Disconnect X: profile %s deleted %s token(s)", profile.pk, len(tokens))
+    if unconfirmed:
+        return Disconnection(
+            True,
+            "Disconnected: we deleted our access to your X account here and signed you out. "
+            "X has not yet confirmed that it revoked that access, so we keep asking it until "
+            "it does.",
+        )
     return Disconnection(
         True,
         "Disconnected from X: we revoked our access at X, deleted it here and signed you out.",

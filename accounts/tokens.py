@@ -7,31 +7,39 @@ relies on:
 - X saying the token is dead (401, code 89, an invalid refresh token) marks it
   invalid (or expired, when its expiry has passed) but keeps the profile;
 - 5xx, timeouts and dropped connections mark it "error" and change nothing else;
+- except a refresh X answered too late: X may have spent the refresh token and
+  issued a pair we never saw, so the token is marked "needs a new sign-in" at once
+  and no later check or refresh pretends otherwise;
 - 429 is raised to the caller (XRateLimited), which decides whether to wait;
+- a revoke counts only when X confirmed it (accounts.revocation decides what X's
+  answers mean); a token X did not confirm revoked is kept and also queued as a
+  pending revocation, retried until X confirms;
+- a token no configured key decrypts is marked "unreadable" and its ciphertext left
+  untouched, never sent to X;
 - a refresh holds the row lock while it talks to X, so two refreshes of the same
   single-use refresh token cannot both reach X: the second sees the new pair.
 """
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import x_client
+from accounts import crypto, revocation, x_client
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.outcomes import Outcome
 from accounts.profiles import apply_x_user
-from accounts.x_client import XError, XRateLimited, XTokenInvalid, XUser
+from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one token. `message` is safe to show and log: no secrets."""
-
-    ok: bool
-    status: str
-    message: str = ""
-    http_status: int | None = None
+NEEDS_SIGN_IN_MESSAGE = (
+    "X answered a refresh too late: it may have replaced this token with one we never "
+    "received. The person must sign in again."
+)
+LOST_PAIR_MESSAGE = (
+    "We revoked every token we held, but X may still honour the pair it issued in a "
+    "refresh whose answer never reached us; only the person can end it at X "
+    "(Settings, Connected apps)."
+)
 
 
 def store_token(
@@ -111,11 +119,28 @@ def _record_success(token: XToken, x_user: XUser, message: str) -> Outcome:
 
 
 def _unusable(token: XToken) -> Outcome | None:
+    if not token.is_readable:
+        return _record_unreadable(token)
     if token.status == TokenStatus.REVOKED or not token.access_token:
         return Outcome(
             False, token.status, "This token was revoked; the person must sign in again."
         )
+    if token.status == TokenStatus.NEEDS_SIGN_IN:
+        # The old access token may still answer until it expires; a check saying
+        # "works" would hide that its grant was (probably) replaced at X.
+        return Outcome(False, token.status, NEEDS_SIGN_IN_MESSAGE)
     return None
+
+
+def _record_unreadable(token: XToken) -> Outcome:
+    """A token no configured key decrypts: say so, count it, touch nothing else.
+
+    Its ciphertext stays as it was, so putting the key back makes it usable again.
+    """
+    token.status = TokenStatus.UNREADABLE
+    token.last_error = crypto.UNREADABLE_MESSAGE
+    token.save(update_fields=["status", "last_error", "updated_at"])
+    return Outcome(False, token.status, crypto.UNREADABLE_MESSAGE)
 
 
 def check_token(token: XToken) -> Outcome:
@@ -157,8 +182,11 @@ def refresh_token(token: XToken) -> Outcome:
             grant = x_client.refresh_oauth2(locked.refresh_token)
         except XRateLimited:
             raise
+        except XAnswerLost as error:
+            return _record_answer_lost(locked, error)
         except XError as error:
             return _record_failure(locked, error)
+        locked.remember_replaced_access_token(locked.access_token, locked.expires_at)
         locked.set_secrets(grant.access_token, "", grant.refresh_token or locked.refresh_token)
         locked.scopes = grant.scope or locked.scopes
         locked.expires_at = (
@@ -173,6 +201,20 @@ def refresh_token(token: XToken) -> Outcome:
     return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
 
 
+def _record_answer_lost(token: XToken, error: XAnswerLost) -> Outcome:
+    """The refresh reached X but its answer did not reach us: assume the pair was replaced.
+
+    The old pair is kept (its access token may still be revoked until it expires),
+    but the token is no longer offered for checks or refreshes: the next refresh
+    would spend nothing and only mark it invalid, hiding what happened.
+    """
+    token.status = TokenStatus.NEEDS_SIGN_IN
+    token.last_error = f"{error.message}. {NEEDS_SIGN_IN_MESSAGE}"
+    token.last_checked_at = timezone.now()
+    token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+    return Outcome(False, token.status, token.last_error)
+
+
 def _copy_state(source: XToken, target: XToken) -> None:
     """Let the caller's instance see what the locked copy saved."""
     for field in XToken._meta.concrete_fields:
@@ -182,10 +224,12 @@ def _copy_state(source: XToken, target: XToken) -> None:
 def revoke_token(token: XToken) -> Outcome:
     """Revoke at X first; only when X has let go (or never knew it) wipe it here.
 
-    If X cannot be reached the token is kept, so a later retry can still revoke it;
-    wiping it first would leave a live grant at X that nobody can revoke. The row
-    lock (as in refresh_token) makes a concurrent refresh finish first, so what is
-    revoked at X is the pair actually stored, not one the refresh just replaced.
+    If X does not confirm (unreachable, or refusing the app: a 401/403 from a revoke
+    endpoint is about the client, not the token) the token is kept, marked with the
+    failure, and also put on the pending-revocations list, so the workers keep
+    trying until X confirms. The row lock (as in refresh_token) makes a concurrent
+    refresh finish first, so what is revoked at X is the pair actually stored, not
+    one the refresh just replaced. A 429 is raised to the caller, as everywhere.
     """
     with transaction.atomic():
         locked = XToken.objects.select_for_update().select_related("profile").get(pk=token.pk)
@@ -195,27 +239,53 @@ def revoke_token(token: XToken) -> Outcome:
 
 
 def _revoke_locked(token: XToken) -> Outcome:
-    if not token.access_token:
+    if not token.is_readable:
+        return _record_unreadable(token)
+    if not token.holds_grant:
+        if token.status == TokenStatus.NEEDS_SIGN_IN:
+            return Outcome(True, token.status, LOST_PAIR_MESSAGE)
         token.status = TokenStatus.REVOKED
         token.save(update_fields=["status", "updated_at"])
         return Outcome(True, token.status, "Already revoked.")
-    try:
-        if token.kind == TokenKind.OAUTH1:
-            x_client.revoke_oauth1(token.access_token, token.token_secret)
-        else:
-            x_client.revoke_oauth2(token.access_token, "access_token")
-            if token.refresh_token:
-                x_client.revoke_oauth2(token.refresh_token, "refresh_token")
-        message = "Revoked at X and deleted here."
-    except XRateLimited:
-        raise
-    except XTokenInvalid:
-        message = "X no longer knew this token; deleted here."
-    except XError as error:
-        return _record_failure(token, error)
+    grant = revocation.grant_of(token)
+    outcome, _ = revocation.revoke_at_x(grant)
+    if not outcome.ok:
+        pending = revocation.queue_revocation(
+            grant,
+            reason="Revoke action: X did not confirm",
+            profile=token.profile,
+            token_ref=token.pk,
+            failure=outcome,
+        )
+        if token.status != TokenStatus.NEEDS_SIGN_IN:
+            token.status = TokenStatus.ERROR
+        token.last_error = outcome.message
+        token.last_checked_at = timezone.now()
+        token.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+        return Outcome(
+            False,
+            token.status,
+            f"{outcome.message} Kept here and queued to revoke again "
+            f"(pending revocation #{pending.pk}).",
+            outcome.http_status,
+            pending.pk,
+        )
+    if token.status == TokenStatus.NEEDS_SIGN_IN:
+        # Never "revoked": X may hold a pair from the refresh whose answer was lost.
+        token.wipe_secrets()
+        token.last_checked_at = timezone.now()
+        token.save()
+        revocation.resolve_waiting_for_token(token, LOST_PAIR_MESSAGE)
+        return Outcome(True, token.status, f"{outcome.message} {LOST_PAIR_MESSAGE}", 200)
+    message = (
+        "X no longer knew this token; deleted here."
+        if outcome.message == revocation.ALREADY_GONE_MESSAGE
+        else "Revoked at X and deleted here."
+    )
     token.wipe_secrets()
     token.status = TokenStatus.REVOKED
     token.last_error = ""
     token.last_checked_at = timezone.now()
     token.save()
+    revocation.resolve_waiting_for_token(token, message)
     return Outcome(True, token.status, message, 200)

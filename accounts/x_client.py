@@ -63,6 +63,30 @@ class XUnavailable(XError):
     retryable = True
 
 
+class XAnswerLost(XUnavailable):
+    """The request was sent but X's answer never came within X_HTTP_TIMEOUT.
+
+    X may have acted on it: for a refresh, the old refresh token may be spent and a
+    new pair issued that the site will never see.
+    """
+
+
+class XClientRefused(XError):
+    """A revoke endpoint refused the app itself (401/403 without a word about the token).
+
+    RFC 7009 answers 200 for a token the server does not know, so a refusal says
+    nothing about the token: it may well still work and must be revoked again later.
+    """
+
+    retryable = True
+
+
+# What X says when the token it was handed is itself dead: OAuth 1.0a's code 89
+# ("Invalid or expired token") and OAuth 2.0's error codes for a bad token.
+TOKEN_GONE_CODE = 89
+TOKEN_GONE_ERRORS = frozenset({"invalid_token", "invalid_grant"})
+
+
 @dataclass(frozen=True)
 class RateLimit:
     limit: int | None
@@ -246,7 +270,23 @@ def _error_text(response: requests.Response) -> tuple[str, int | None]:
     return str(body)[:200], None
 
 
-def _raise_for_x_error(response: requests.Response, what: str) -> None:
+def _oauth_error_code(response: requests.Response) -> str:
+    """The OAuth 2.0 `error` field ("invalid_token", ...), or "" for any other shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else ""
+
+
+def _raise_for_x_error(response: requests.Response, what: str, *, revoking: bool = False) -> None:
+    """Turn X's error answer into the exception its callers act on.
+
+    `revoking` is for the revoke endpoints, where a 401/403 refuses the client, not
+    the token: only X's own words about the token (code 89, invalid_token,
+    invalid_grant) mean the token is gone; anything else leaves it possibly alive.
+    """
     status = response.status_code
     if status < 400:
         return
@@ -259,12 +299,24 @@ def _raise_for_x_error(response: requests.Response, what: str) -> None:
         raise XRateLimited(described, reset_at=reset_at, http_status=status, code=code)
     if status >= 500:
         raise XUnavailable(described, http_status=status, code=code)
+    if revoking:
+        if code == TOKEN_GONE_CODE or _oauth_error_code(response) in TOKEN_GONE_ERRORS:
+            raise XTokenInvalid(described, http_status=status, code=code)
+        if status in (401, 403):
+            raise XClientRefused(
+                f"{what}: X refused this app ({status}: {message}); the token may still work",
+                http_status=status,
+                code=code,
+            )
+        raise XError(described, http_status=status, code=code)
     if status in (401, 403) or (status == 400 and "token" in message.lower()):
         raise XTokenInvalid(described, http_status=status, code=code)
     raise XError(described, http_status=status, code=code)
 
 
-def _call(method: str, path: str, *, what: str, retry: bool, **kwargs) -> requests.Response:
+def _call(
+    method: str, path: str, *, what: str, retry: bool, revoking: bool = False, **kwargs
+) -> requests.Response:
     """Send one request to X, retrying only where repeating it cannot do harm.
 
     Refresh grants are never retried after they may have reached X: a refresh token
@@ -287,12 +339,14 @@ def _call(method: str, path: str, *, what: str, retry: bool, **kwargs) -> reques
             if attempt < attempts:
                 time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
                 continue
-            raise XUnavailable(f"{what}: X did not answer in time") from exc
+            if isinstance(exc, requests.ConnectTimeout):
+                raise XUnavailable(f"{what}: X did not answer in time") from exc
+            raise XAnswerLost(f"{what}: X did not answer in time after the call was sent") from exc
         _log_call(method, path, response.status_code, started)
         if response.status_code >= 500 and attempt < attempts:
             time.sleep(_RETRY_BACKOFF_SECONDS * attempt)
             continue
-        _raise_for_x_error(response, what)
+        _raise_for_x_error(response, what, revoking=revoking)
         return response
     raise AssertionError("unreachable: the loop returns or raises")
 
@@ -359,21 +413,27 @@ def refresh_oauth2(refresh_token: str) -> TokenGrant:
 
 
 def revoke_oauth1(access_token: str, token_secret: str) -> None:
+    """Invalidate an OAuth 1.0a token. XTokenInvalid: X no longer knew it (code 89);
+    XClientRefused: X refused the app, the token may still work."""
     _call(
         "POST",
         "/1.1/oauth/invalidate_token",
         what="invalidate_token",
         retry=True,
+        revoking=True,
         auth=_oauth1(access_token, token_secret),
     )
 
 
 def revoke_oauth2(token: str, token_type_hint: str = "access_token") -> None:  # noqa: S107
+    """Revoke one OAuth 2.0 token (access or refresh). X answers 200 for a token it
+    does not know (RFC 7009); XClientRefused: X refused the app, not the token."""
     _call(
         "POST",
         "/2/oauth2/revoke",
         what="revoke",
         retry=True,
+        revoking=True,
         data={
             "token": token,
             "token_type_hint": token_type_hint,

@@ -9,7 +9,10 @@ allauth's own SocialToken/SocialApp pages. The rules every class here follows:
   and correlated subqueries instead of per-row lookups);
 - profiles, tokens, jobs and audit events are read-only here: X is the source of
   profile data, tokens change only through check/refresh/revoke, and the records
-  of what staff did must not be edited.
+  of what staff did must not be edited;
+- users, profiles and tokens can be deleted by staff with the delete permission:
+  every X grant they hold is revoked at X (or kept as a pending revocation until X
+  confirms) by accounts.revocation, and the confirmation page says how many.
 """
 
 from datetime import timedelta
@@ -18,19 +21,29 @@ from allauth.socialaccount import admin as allauth_admin  # noqa: F401  (registe
 from allauth.socialaccount.models import SocialApp, SocialToken
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import flatten, unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken, current_token_column
+from accounts import revocation
+from accounts.models import (
+    SECRET_COLUMNS,
+    PendingRevocation,
+    Profile,
+    TokenKind,
+    TokenStatus,
+    XToken,
+    current_token_column,
+)
 from admin_ext import jobs
 from admin_ext.actions import (
     ACTION_PERMISSIONS,
@@ -42,6 +55,7 @@ from admin_ext.actions import (
     selection_of_profiles,
     selection_of_tokens,
 )
+from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.tasks import enqueue_job
@@ -50,7 +64,6 @@ admin.site.site_header = f"{settings.SITE_NAME} staff"
 admin.site.site_title = f"{settings.SITE_NAME} staff"
 admin.site.index_title = "Accounts, tokens and jobs"
 
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
 
@@ -84,6 +97,49 @@ class TokenActionsMixin:
         return super().changelist_view(request, extra_context)
 
 
+def delete_selected_revoking_grants(modeladmin, request: HttpRequest, queryset: QuerySet):
+    """Django's own "delete selected", with the number of X grants it will revoke."""
+    response = django_delete_selected(modeladmin, request, queryset)
+    if isinstance(response, TemplateResponse):
+        response.context_data["x_grants"] = revocation.grants_held(modeladmin.tokens_of(queryset))
+    return response
+
+
+class GrantDeletionMixin:
+    """Deleting users, profiles or tokens here revokes the X grants they hold.
+
+    The revocation itself happens in accounts.revocation (a pre_delete receiver on
+    XToken), whatever deletes the rows; this only names the reason in the pending
+    list and audit trail, and tells staff how many grants the deletion will revoke.
+    """
+
+    delete_confirmation_template = "admin/x_grants/delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/x_grants/delete_selected_confirmation.html"
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        raise NotImplementedError
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            _, name, description = actions["delete_selected"]
+            actions[name] = (delete_selected_revoking_grants, name, description)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        tokens = self.tokens_of(self.model._default_manager.filter(pk=object_id))
+        context = {**(extra_context or {}), "x_grants": revocation.grants_held(tokens)}
+        return super().delete_view(request, object_id, context)
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        with revocation.deletion_reason(f"deleted in the admin by {request.user.get_username()}"):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with revocation.deletion_reason(f"deleted in the admin by {request.user.get_username()}"):
+            super().delete_queryset(request, queryset)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["admin_ext/staff.css"]}
@@ -101,20 +157,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # Profiles -------------------------------------------------------------------------------
 
 
-class CurrentTokenKindFilter(admin.SimpleListFilter):
+class CurrentTokenKindFilter(ChoiceListFilter):
     title = "current token kind"
     parameter_name = "token_kind"
 
     def lookups(self, request, model_admin):
         return TokenKind.choices
 
-    def queryset(self, request, queryset):
-        if self.value() in TokenKind.values:
-            return queryset.filter(current_kind=self.value())
-        return queryset
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        return queryset.filter(current_kind=value)
 
 
-class ExpiresWithinHourFilter(admin.SimpleListFilter):
+class ExpiresWithinHourFilter(ChoiceListFilter):
     """Tokens X will refuse within the hour (or already does): refresh candidates."""
 
     title = "token expiry"
@@ -125,9 +179,7 @@ class ExpiresWithinHourFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [("1h", "Expires within 1 h")]
 
-    def queryset(self, request, queryset):
-        if self.value() != "1h":
-            return queryset
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
         return queryset.filter(
             **{f"{self.expiry_field}__lte": timezone.now() + EXPIRY_WINDOW}
         ).exclude(**{self.status_field: TokenStatus.REVOKED})
@@ -139,7 +191,7 @@ class CurrentTokenExpiresFilter(ExpiresWithinHourFilter):
 
 
 @admin.register(Profile)
-class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
+class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
         "avatar",
         "account",
@@ -195,6 +247,12 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_profiles(queryset)
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(profile__in=queryset.values("pk"))
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="")
     def avatar(self, profile: Profile) -> str:
@@ -261,7 +319,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, ReadOnlyAdmin):
 
 
 @admin.register(XToken)
-class XTokenAdmin(TokenActionsMixin, ReadOnlyAdmin):
+class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_display = (
         "masked",
         "account",
@@ -294,6 +352,12 @@ class XTokenAdmin(TokenActionsMixin, ReadOnlyAdmin):
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_tokens(queryset)
+
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(pk__in=queryset.values("pk"))
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="token", ordering="kind")
     def masked(self, token: XToken) -> str:
@@ -336,8 +400,11 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class XUserAdmin(UserAdmin):
-    """Django's user admin, plus the person's X account and token status."""
+class XUserAdmin(GrantDeletionMixin, UserAdmin):
+    """Django's user admin, plus the person's X account and token status.
+
+    Deleting a user revokes the X grants their tokens hold (GrantDeletionMixin).
+    """
 
     inlines = [ProfileInline]
     list_display = (
@@ -361,6 +428,9 @@ class XUserAdmin(UserAdmin):
             )
         )
 
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        return XToken.objects.filter(profile__user__in=queryset.values("pk"))
+
     @admin.display(description="X account", ordering="x_profile__screen_name")
     def x_account(self, user) -> str:
         profile = getattr(user, "x_profile", None)
@@ -369,6 +439,101 @@ class XUserAdmin(UserAdmin):
     @admin.display(description="X token", ordering="x_token_status")
     def x_token_status(self, user) -> str:
         return TokenStatus(user.x_token_status).label if user.x_token_status else "no token"
+
+
+# Pending revocations ------------------------------------------------------------------------
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "confirmed by X"
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not yet (still pending)"), ("yes", "Yes")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.action(description="Retry now at X", permissions=["revoke_token"])
+def retry_revocations_now(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
+    if not request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"]):
+        raise PermissionDenied
+    waiting = queryset.filter(resolved_at__isnull=True)
+    pks = list(waiting.values_list("pk", flat=True)[: settings.ADMIN_EXT_SYNC_LIMIT])
+    PendingRevocation.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
+    outcomes = [outcome for pk in pks if (outcome := revocation.attempt_pending(pk))]
+    confirmed = sum(outcome.ok for outcome in outcomes)
+    modeladmin.message_user(
+        request,
+        f"X confirmed {confirmed} of {len(outcomes)} revocations; the rest stay pending "
+        "and are retried by the workers.",
+        messages.SUCCESS if confirmed == len(outcomes) else messages.WARNING,
+    )
+
+
+@admin.register(PendingRevocation)
+class PendingRevocationAdmin(ReadOnlyAdmin):
+    """Grants the site gave up that X has not confirmed revoked; never shows a secret."""
+
+    list_display = (
+        "masked",
+        "account",
+        "reason",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+        "created_at",
+        "resolved_at",
+    )
+    list_filter = (ResolvedFilter, "kind", "created_at")
+    search_fields = ("screen_name", "x_user_id", "reason")
+    ordering = ("resolved_at", "next_attempt_at", "-pk")
+    actions = [retry_revocations_now]
+    fields = (
+        "masked",
+        "account",
+        "kind",
+        "reason",
+        "token_ref",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "last_http_status",
+        "created_at",
+        "resolved_at",
+        "resolution",
+    )
+    readonly_fields = flatten(fields)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).defer(*SECRET_COLUMNS)
+
+    def has_revoke_token_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"])
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        retrying = (
+            request.method == "POST" and request.POST.get("action") == "retry_revocations_now"
+        )
+        if retrying and not self.has_revoke_token_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="token", ordering="kind")
+    def masked(self, pending: PendingRevocation) -> str:
+        return pending.masked
+
+    @admin.display(description="account", ordering="screen_name")
+    def account(self, pending: PendingRevocation) -> str:
+        name = f"@{pending.screen_name}" if pending.screen_name else "—"
+        return f"{name} ({pending.x_user_id})" if pending.x_user_id else name
+
+    @admin.display(description="last error")
+    def short_error(self, pending: PendingRevocation) -> str:
+        return pending.last_error[:80] + ("…" if len(pending.last_error) > 80 else "")
 
 
 # Bulk jobs -----------------------------------------------------------------------------------
@@ -433,18 +598,8 @@ class BulkJobAdmin(ReadOnlyAdmin):
     readonly_fields = flatten(fields)
     change_form_template = "admin/admin_ext/bulkjob/change_form.html"
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        """Whoever may run token actions may follow the jobs they start."""
-        return super().has_view_permission(request, obj) or may_run_token_actions(request)
-
     def has_resume_permission(self, request: HttpRequest) -> bool:
         return may_run_token_actions(request)
-
-    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        resuming = request.method == "POST" and request.POST.get("action") == "resume_jobs"
-        if resuming and not may_run_token_actions(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -476,17 +631,23 @@ class BulkJobAdmin(ReadOnlyAdmin):
         )
         return [progress, *super().get_urls()]
 
+    def viewable_job(self, request: HttpRequest, object_id: str) -> BulkJob:
+        """The job, for staff with the job model's view permission; 404 for an id
+        that names no job (`abc` included)."""
+        job = self.get_object(request, unquote(object_id))
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        if job is None:
+            raise Http404("No such job.")
+        return job
+
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The job page's live progress bar polls this."""
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(BulkJob, pk=object_id)
+        job = self.viewable_job(request, object_id)
         return JsonResponse(jobs.job_progress(job).as_dict())
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(BulkJob, pk=object_id)
+        job = self.viewable_job(request, object_id)
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
         status = request.GET.get("status", "")
         if status in ItemStatus.values:
@@ -502,6 +663,9 @@ class BulkJobAdmin(ReadOnlyAdmin):
             "item_status": status,
             "item_statuses": ItemStatus.choices,
             "action_label": TokenAction(job.action).label,
+            # Who the accounts are is profile data: staff who may not view profiles
+            # follow a job by its counts and outcomes only.
+            "show_accounts": request.user.has_perm("accounts.view_profile"),
         }
         return super().change_view(request, object_id, form_url, context)
 
@@ -581,3 +745,7 @@ class SocialAppAdmin(ReadOnlyAdmin):
     list_display = ("name", "provider", "client_id")
     fields = ("name", "provider", "provider_id", "client_id")
     readonly_fields = flatten(fields)
+
+
+# Last, once every app has registered its models: the rules every admin page obeys.
+guard_every_admin(admin.site)

@@ -16,7 +16,7 @@ from django.db.models import CharField, Count, Q, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import PendingRevocation, Profile, TokenKind, TokenStatus, XToken
 from admin_ext.models import AuditEvent, BulkJob, ItemStatus, SignInEvent
 
 EXPIRING_WINDOW = timedelta(hours=24)
@@ -89,6 +89,11 @@ def token_health(now: datetime | None = None) -> dict[str, int]:
         **{status: Count("pk", filter=Q(status=status)) for status in TokenStatus.values},
     )
     return counts
+
+
+def pending_revocations() -> int:
+    """Grants the site gave up that X has not yet confirmed revoked (the workers retry them)."""
+    return PendingRevocation.objects.filter(resolved_at__isnull=True).count()
 
 
 @dataclass(frozen=True)

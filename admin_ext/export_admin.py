@@ -34,6 +34,7 @@ from import_export.forms import SelectableFieldsExportForm
 from import_export.signals import post_export
 
 from accounts.models import TokenStatus
+from admin_ext.admin_guard import ChoiceListFilter, has_nul, nul_refused
 from admin_ext.export import (
     FORMATS,
     STATUS_NONE,
@@ -50,7 +51,7 @@ from admin_ext.export_tasks import EXPORT_PERMISSION, export_file_path, start_ex
 from admin_ext.models import ExportJob, ExportStatus
 
 
-class CurrentTokenStatusFilter(admin.SimpleListFilter):
+class CurrentTokenStatusFilter(ChoiceListFilter):
     """The list filter `export_profiles --token-status` mirrors: the current token's status."""
 
     title = "current token status"
@@ -59,10 +60,8 @@ class CurrentTokenStatusFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [*TokenStatus.choices, (STATUS_NONE, "No token")]
 
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        return filter_profiles(queryset, token_status=self.value())
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        return filter_profiles(queryset, token_status=value)
 
 
 # --token-status and --joined-after ("joined X" is x_created_at's verbose name).
@@ -122,7 +121,8 @@ class ProfileExportMixin(ExportMixin):
         return [base_formats.CSV, base_formats.XLSX, base_formats.JSON]
 
     def has_export_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(EXPORT_PERMISSION)
+        """An export shows every profile it holds: it needs the view permission too."""
+        return request.user.has_perm(EXPORT_PERMISSION) and self.has_view_permission(request)
 
     def get_urls(self):
         prefix = "{}_{}".format(*self.get_model_info())
@@ -152,7 +152,7 @@ class ProfileExportMixin(ExportMixin):
             actions["export_profiles"] = self.get_action("export_profiles")
         return actions
 
-    @admin.action(description="Export selected profiles")
+    @admin.action(description="Export selected profiles", permissions=["export"])
     def export_profiles(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
@@ -178,6 +178,8 @@ class ProfileExportMixin(ExportMixin):
     def export_action(self, request: HttpRequest) -> HttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
+        if has_nul(request.GET):
+            return nul_refused()
         request.current_app = self.admin_site.name
         try:
             queryset = self.get_export_queryset(request)

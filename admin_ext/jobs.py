@@ -38,7 +38,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts import tokens as token_ops
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
 from accounts.x_values import profile_text
@@ -58,7 +58,6 @@ HEARTBEAT_SECONDS = 5.0
 RECORD_SECONDS = 0.25
 LOG_FLUSH_SECONDS = 2.0
 ITEM_CHUNK = 2000
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token")
 NO_TOKEN = Outcome(
     False, "", "No X token is stored for this account; it has not signed in with X."
 )

@@ -7,6 +7,7 @@ office or mobile network behind one address.
 
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.http import HttpRequest
@@ -34,14 +35,18 @@ def login_identity(request: HttpRequest, credentials: dict | None) -> str | None
     allauth's backend, which the admin login also goes through, finds a user whatever
     the case of the letters typed (`rEvoker` signs in as `revoker`). Counted as typed,
     each spelling would get its own five tries at the same account; lowercased, as the
-    backend compares them, every spelling shares one count and one lock.
+    backend compares them, every spelling shares one count and one lock. Cut to the
+    length axes can store: no account has a longer name, and a 10 kB guess must be
+    counted, not fail the database insert with a 500.
     """
     field = getattr(settings, "AXES_USERNAME_FORM_FIELD", "username")
     if credentials:
         username = credentials.get(field)
     else:
         username = getattr(request, "data", request.POST).get(field)
-    return username.lower() if isinstance(username, str) else username
+    if not isinstance(username, str):
+        return username
+    return username.lower()[: AccessAttempt._meta.get_field("username").max_length]
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -34,8 +34,9 @@ class SandboxProcess:
     """`python -m x_sandbox` on a free loopback port, e.g. `SandboxProcess(latency_ms=50)`.
 
     Keyword options become CLI flags (`rate_limit=1000` -> `--rate-limit 1000`;
-    a list repeats the flag). The port is chosen by the sandbox itself (`--port 0`)
-    and read from its first output line, so two runs can never race for a port.
+    a list repeats the flag; True is a bare switch). The port is chosen by the
+    sandbox itself (`--port 0`) and read from its first output line, so two runs
+    can never race for a port.
     """
 
     def __init__(self, **options: Any) -> None:
@@ -62,6 +63,9 @@ class SandboxProcess:
         flags = []
         for name, value in self.options.items():
             flag = "--" + name.replace("_", "-")
+            if value is True:
+                flags.append(flag)
+                continue
             for item in value if isinstance(value, list) else [value]:
                 flags += [flag, str(item)]
         return flags
@@ -133,12 +137,15 @@ class SandboxControl:
         times: int = 1,
         delay_ms: int | None = None,
         drop: bool = False,
+        late_ms: int | None = None,
     ) -> None:
         body: dict[str, Any] = {"path": path, "times": times, "drop": drop}
         if status is not None:
             body["status"] = status
         if delay_ms is not None:
             body["delay_ms"] = delay_ms
+        if late_ms is not None:
+            body["late_ms"] = late_ms
         self._call("POST", "faults", body)
 
     def clear_faults(self) -> None:
@@ -162,6 +169,10 @@ class SandboxControl:
 
     def secrets(self) -> list[str]:
         return self._call("GET", "tokens")["secrets"]
+
+    def tokens(self) -> dict[str, Any]:
+        """Every credential issued and its state (spent, revoked) at the sandbox."""
+        return self._call("GET", "tokens")
 
     def calls(self) -> list[dict[str, Any]]:
         return self._call("GET", "calls")["calls"]

@@ -263,7 +263,7 @@ def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
 
 
 def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, settings):
-    client.force_login(staff_user("ops", "accounts.refresh_token"))
+    client.force_login(staff_user("ops", "accounts.refresh_token", "admin_ext.view_bulkjob"))
     tokens = sign_in_many(x_sandbox, 2)
     job = jobs.create_job(
         TokenAction.REFRESH, XToken.objects.filter(pk__in=[t.pk for t in tokens])
@@ -282,6 +282,6 @@ def test_stalled_job_can_be_resumed_from_the_job_list(client, x_sandbox, setting
     [message] = messages_of(client.get(response["Location"]))
     assert message.startswith(f"Resumed #{job.pk}")
     assert DBTaskResult.objects.filter(args_kwargs__args=[job.pk]).exists()
-    client.force_login(staff_user("viewer"))
+    client.force_login(staff_user("viewer", "admin_ext.view_bulkjob"))
     denied = client.post(url, {"action": "resume_jobs", "_selected_action": [job.pk], "index": 0})
     assert denied.status_code == 403

@@ -26,7 +26,9 @@ def log_in(page, live_server, username: str, next_url: str) -> None:
 
 
 def test_staff_revokes_two_accounts_through_the_confirmation_page(page, live_server, x_sandbox):
-    staff_user("revoker", "accounts.revoke_token", "accounts.check_token")
+    staff_user(
+        "revoker", "accounts.revoke_token", "accounts.check_token", "admin_ext.view_bulkjob"
+    )
     ada = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
     grace = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
     pat = sign_in(x_sandbox, "private_pat", TokenKind.OAUTH2)
@@ -59,7 +61,7 @@ def test_staff_revokes_two_accounts_through_the_confirmation_page(page, live_ser
 
 def test_job_page_progress_bar_moves_without_a_reload(page, live_server, x_sandbox, settings):
     settings.ADMIN_EXT_SYNC_LIMIT = 2
-    staff_user("checker", "accounts.check_token")
+    staff_user("checker", "accounts.check_token", "admin_ext.view_bulkjob")
     tokens = sign_in_many(x_sandbox, 4)
     log_in(page, live_server, "checker", "/admin/accounts/xtoken/")
     page.locator("#action-toggle").check()

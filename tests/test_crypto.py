@@ -77,9 +77,18 @@ def test_rotation_rewrites_tokens_under_the_newest_key(profile, settings):
     assert XToken.objects.get(pk=token.pk).access_token == "1-abc"
 
 
-def test_missing_key_gives_a_clear_error(profile, settings):
+def test_missing_key_loads_the_row_but_keeps_the_secret_unreadable_and_intact(profile, settings):
     settings.TOKEN_ENCRYPTION_KEYS = [OLD_KEY]
     token = store_token(profile, TokenKind.OAUTH1, access_token="1-abc", token_secret="x")
+    raw_before = raw_token_row(token.pk)
     settings.TOKEN_ENCRYPTION_KEYS = [NEW_KEY]
+
+    loaded = XToken.objects.get(pk=token.pk)
+    assert not loaded.is_readable and crypto.is_unreadable(loaded.access_token)
     with pytest.raises(crypto.TokenDecryptionError, match="TOKEN_ENCRYPTION_KEYS"):
-        XToken.objects.get(pk=token.pk)
+        crypto.decrypt(raw_before[0])
+    loaded.save()  # writes the very ciphertext it read, not a placeholder
+    assert raw_token_row(token.pk) == raw_before
+
+    settings.TOKEN_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    assert XToken.objects.get(pk=token.pk).access_token == "1-abc"

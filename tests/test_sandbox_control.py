@@ -130,6 +130,32 @@ def test_delay_fault(x_sandbox: SandboxControl) -> None:
     assert time.perf_counter() - started >= 0.3
 
 
+def test_late_fault_commits_the_refresh_and_answers_after_the_client_gave_up(
+    x_sandbox: SandboxControl,
+) -> None:
+    issued = x_sandbox.issue_tokens("ada_lovelace", "oauth2")[0]
+    x_sandbox.fault(TOKEN, late_ms=1500)
+    data = {"grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    auth = ("sandbox-client-id", "sandbox-client-secret")
+    with pytest.raises(requests.Timeout):
+        requests.post(x_sandbox.base_url + TOKEN, data=data, auth=auth, timeout=0.3)
+    refresh_tokens = x_sandbox.tokens()["oauth2_refresh_tokens"]
+    spent = {r["token"]: r["spent"] for r in refresh_tokens}
+    # The old refresh token is spent and a new pair exists that the client never saw.
+    assert spent[issued["refresh_token"]] is True
+    assert len(refresh_tokens) == 2 and list(spent.values()).count(False) == 1
+    assert http.post(x_sandbox.base_url + TOKEN, data=data, auth=auth).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"late_ms": 500, "status": 503}, {"late_ms": 500, "drop": True}, {"late_ms": "1"}],
+)
+def test_late_fault_refuses_what_it_cannot_mean(x_sandbox: SandboxControl, fault: dict) -> None:
+    response = http.post(x_sandbox.base_url + "/_sandbox/faults", json={"path": TOKEN, **fault})
+    assert response.status_code == 400
+
+
 def test_drop_fault_closes_the_connection(x_sandbox: SandboxControl) -> None:
     x_sandbox.fault("/2/users/me", drop=True)
     headers = bearer(x_sandbox)

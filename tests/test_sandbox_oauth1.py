@@ -14,7 +14,7 @@ import requests
 from oauthlib.oauth1 import Client
 from requests_oauthlib import OAuth1, OAuth1Session
 
-from tests.sandbox import SandboxControl, TimeoutSession
+from tests.sandbox import SandboxControl, SandboxProcess, TimeoutSession
 
 KEY, SECRET = "sandbox-consumer-key", "sandbox-consumer-secret"
 CALLBACK = "http://127.0.0.1:8000/accounts/x/callback/?next=%2Fhome"
@@ -273,3 +273,51 @@ def test_profile_changes_show_up_on_next_call(x_sandbox: SandboxControl) -> None
     x_sandbox.update_persona("ada_lovelace", name="Countess Lovelace", location="")
     user = http.get(x_sandbox.base_url + VERIFY, auth=user_auth(tokens)).json()
     assert user["name"] == "Countess Lovelace" and user["location"] == ""
+
+
+# A second grant ----------------------------------------------------------------------
+
+
+def test_a_second_sign_in_gets_the_same_pair_as_at_x(x_sandbox: SandboxControl) -> None:
+    first = sign_in(x_sandbox.base_url)
+    second = sign_in(x_sandbox.base_url)
+    assert (second["oauth_token"], second["oauth_token_secret"]) == (
+        first["oauth_token"],
+        first["oauth_token_secret"],
+    )
+    assert http.get(x_sandbox.base_url + VERIFY, auth=user_auth(second)).ok
+    # Someone else signing in gets their own pair.
+    other = sign_in(x_sandbox.base_url, "grace_hopper")
+    assert other["oauth_token"] != first["oauth_token"]
+
+
+def test_a_sign_in_after_the_pair_was_revoked_gets_a_new_one(x_sandbox: SandboxControl) -> None:
+    first = sign_in(x_sandbox.base_url)
+    http.post(x_sandbox.base_url + "/1.1/oauth/invalidate_token", auth=user_auth(first))
+    second = sign_in(x_sandbox.base_url)
+    assert second["oauth_token"] != first["oauth_token"]
+    assert http.get(x_sandbox.base_url + VERIFY, auth=user_auth(second)).ok
+    assert http.get(x_sandbox.base_url + VERIFY, auth=user_auth(first)).status_code == 401
+
+
+def test_switch_to_a_new_pair_on_every_sign_in(x_sandbox: SandboxControl) -> None:
+    assert x_sandbox.config()["oauth1_reuse_tokens"] is True
+    assert x_sandbox.config(oauth1_reuse_tokens=False)["oauth1_reuse_tokens"] is False
+    first = sign_in(x_sandbox.base_url)
+    second = sign_in(x_sandbox.base_url)
+    assert first["oauth_token"] != second["oauth_token"]
+    # Both grants stay alive at X until each is revoked.
+    assert http.get(x_sandbox.base_url + VERIFY, auth=user_auth(first)).ok
+    assert http.get(x_sandbox.base_url + VERIFY, auth=user_auth(second)).ok
+    x_sandbox.reset()
+    assert x_sandbox.config()["oauth1_reuse_tokens"] is True
+
+
+def test_command_line_switch_for_a_new_pair_on_every_sign_in() -> None:
+    with SandboxProcess(oauth1_new_token_each_sign_in=True) as process:
+        control = SandboxControl(process.base_url)
+        assert control.config()["oauth1_reuse_tokens"] is False
+        first, second = sign_in(process.base_url), sign_in(process.base_url)
+        assert first["oauth_token"] != second["oauth_token"]
+        control.reset()
+        assert control.config()["oauth1_reuse_tokens"] is False

@@ -19,7 +19,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import x_client
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import PendingRevocation, Profile, TokenKind, XToken
+from accounts.revocation import retry_due_revocations
 from accounts.x_client import XTokenInvalid
 from tests.sandbox import TimeoutSession
 
@@ -341,22 +342,29 @@ def test_disconnect_revokes_at_x_deletes_here_and_signs_out(x, provider, revoke_
 
 
 @pytest.mark.django_db
-def test_disconnect_keeps_the_token_when_x_cannot_be_reached(x, settings):
+def test_disconnect_while_x_is_down_keeps_the_grant_pending_until_x_confirms(x, settings):
     settings.X_HTTP_RETRIES = 0
     client = Client()
     sign_in(client, OAUTH1)
+    token = XToken.objects.get()
+    access_token, token_secret = token.access_token, token.token_secret
     x.fault("/1.1/oauth/invalidate_token", status=503)
 
     response = client.post("/profile/disconnect/", follow=True)
 
-    assert response.redirect_chain == [("/profile/", 302)]
-    assert "could not reach X" in response.content.decode()
-    assert signed_in_user(client) is not None
-    token = XToken.objects.get()
-    assert token.status == TokenStatus.ERROR and token.access_token in x.secrets()
+    assert response.redirect_chain == [("/", 302)]
+    page = response.content.decode()
+    assert "X has not yet confirmed" in page and "revoked our access at X" not in page
+    assert signed_in_user(client) is None and XToken.objects.count() == 0
+    pending = PendingRevocation.objects.get()
+    assert pending.resolved_at is None and pending.access_token == access_token
+    assert x_client.verify_credentials(access_token, token_secret).screen_name == "ada_lovelace"
 
-    client.post("/profile/disconnect/")
-    assert XToken.objects.count() == 0 and signed_in_user(client) is None
+    pending.next_attempt_at = timezone.now()
+    pending.save()
+    assert retry_due_revocations().revoked == 1
+    with pytest.raises(XTokenInvalid):
+        x_client.verify_credentials(access_token, token_secret)
 
 
 @pytest.mark.django_db

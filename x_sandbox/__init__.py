@@ -9,8 +9,16 @@ and rate limits are enforced the way X documents them.
 
 Start: ``python -m x_sandbox [--host 127.0.0.1] [--port 8001] [--latency-ms 0]
 [--rate-limit 75] [--consumer-key K] [--consumer-secret S] [--client-id ID]
-[--client-secret S] [--app-name NAME] [--callback URL ...]``. ``--port 0`` picks
-a free port; the first stdout line is ``x_sandbox listening on http://HOST:PORT``.
+[--client-secret S] [--app-name NAME] [--callback URL ...]
+[--oauth1-new-token-each-sign-in]``. ``--port 0`` picks a free port; the first
+stdout line is ``x_sandbox listening on http://HOST:PORT``.
+
+A second grant: like X, an OAuth 1.0a sign-in by a person who already authorised
+the app returns the **same** access token and secret as before (the persona's
+newest one that is not revoked); only a revoked token makes the next sign-in mint
+a new pair. ``--oauth1-new-token-each-sign-in`` (or config ``oauth1_reuse_tokens:
+false``) mints a new pair on every sign-in instead, the older ones staying valid.
+OAuth 2.0 always issues a new grant per sign-in, as X does.
 
 The registered app: OAuth 1.0a ``sandbox-consumer-key`` / ``sandbox-consumer-secret``,
 OAuth 2.0 confidential client ``sandbox-client-id`` / ``sandbox-client-secret``.
@@ -48,8 +56,11 @@ Control API (JSON in and out; not part of X; never delayed, faulted or logged):
     Update any fields but ``id``; the next ``verify_credentials``/``users/me``
     shows the change. -> 200 persona, 404 if unknown.
 ``POST /_sandbox/faults``
-    ``{"path": "/2/oauth2/token", "status": 503, "times": 3}``, or ``"delay_ms": 2000``,
-    or ``"drop": true`` (close the connection without answering). The path is
+    ``{"path": "/2/oauth2/token", "status": 503, "times": 3}``, or ``"delay_ms": 2000``
+    (wait, then handle the call), or ``"drop": true`` (close the connection without
+    answering), or ``"late_ms": 2000`` (handle the call and commit what it does -- a
+    refresh token spent, a new pair issued -- then hold the answer back: X answering
+    after the client's timeout; not combinable with status or drop). The path is
     matched exactly; ``times`` defaults to 1. -> 201.
 ``DELETE /_sandbox/faults``
     Disarm every fault.
@@ -77,5 +88,5 @@ Control API (JSON in and out; not part of X; never delayed, faulted or logged):
     Built-in personas only, no tokens, faults or calls, clock offset 0, options as started.
 ``GET|POST /_sandbox/config``
     Read or change ``{"rate_limit": int, "latency_ms": int, "app_name": str,
-    "callbacks": [str]}``.
+    "callbacks": [str], "oauth1_reuse_tokens": bool}``.
 """

@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-secret", default=defaults.client_secret)
     parser.add_argument("--app-name", default=defaults.app_name)
     parser.add_argument(
+        "--oauth1-new-token-each-sign-in",
+        action="store_true",
+        help="mint a new OAuth 1.0a access token on every sign-in (X hands back the same one)",
+    )
+    parser.add_argument(
         "--callback",
         action="append",
         dest="callbacks",
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         app_name=args.app_name,
         rate_limit=args.rate_limit,
         latency_ms=args.latency_ms,
+        oauth1_reuse_tokens=not args.oauth1_new_token_each_sign_in,
     )
     if args.callbacks:
         config.callbacks = args.callbacks

@@ -76,13 +76,18 @@ class SandboxApp:
         return [response.body]
 
     def _handle_like_x(self, request: Request, arrived_in: int) -> Response:
-        """An X call: fixed latency (not for avatars), then any armed fault, then the handler."""
+        """An X call: latency (not for avatars), any armed fault, the handler, a late answer."""
         latency_ms = self.sandbox.config.latency_ms
         if latency_ms and not request.path.startswith(IMAGE_PREFIX):
             time.sleep(latency_ms / 1000)
         fault = self.sandbox.take_fault(request.path)
         injected = self._apply_fault(request, fault, arrived_in) if fault else None
-        return injected or self._handle(request)
+        response = injected or self._handle(request)
+        if fault and fault.late_ms:
+            # The call has done its work (a refresh token is spent, a new pair issued);
+            # only the answer is late, as when X answers after the client's timeout.
+            time.sleep(fault.late_ms / 1000)
+        return response
 
     def _handle(self, request: Request) -> Response:
         try:

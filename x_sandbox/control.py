@@ -61,21 +61,27 @@ def add_fault(sandbox: Sandbox, request: Request) -> Response:
     data = _json_object(request)
     path, status = data.get("path"), data.get("status")
     delay_ms, drop, times = data.get("delay_ms", 0), data.get("drop", False), data.get("times", 1)
+    late_ms = data.get("late_ms", 0)
     valid = (
         isinstance(path, str)
         and path.startswith("/")
         and (status is None or (isinstance(status, int) and 400 <= status <= 599))
         and isinstance(delay_ms, int)
+        and isinstance(late_ms, int)
         and isinstance(drop, bool)
         and isinstance(times, int)
         and times > 0
-        and (status is not None or delay_ms > 0 or drop)
+        and (status is not None or delay_ms > 0 or drop or late_ms > 0)
+        and not (late_ms and (status is not None or drop))
     )
     if not valid:
         raise bad_request(
-            "need path and one of status (400-599), delay_ms (>0) or drop; times > 0"
+            "need path and one of status (400-599), delay_ms (>0), late_ms (>0) or drop; "
+            "late_ms goes with neither status nor drop; times > 0"
         )
-    sandbox.add_fault(Fault(path=path, times=times, status=status, delay_ms=delay_ms, drop=drop))
+    sandbox.add_fault(
+        Fault(path=path, times=times, status=status, delay_ms=delay_ms, drop=drop, late_ms=late_ms)
+    )
     return json_response(201, {"fault": data})
 
 
@@ -158,4 +164,5 @@ def _public_config(current: Any) -> dict[str, Any]:
         "callbacks": current.callbacks,
         "rate_limit": current.rate_limit,
         "latency_ms": current.latency_ms,
+        "oauth1_reuse_tokens": current.oauth1_reuse_tokens,
     }

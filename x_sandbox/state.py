@@ -41,6 +41,9 @@ class AppConfig:
     )
     rate_limit: int = 75
     latency_ms: int = 0
+    # X hands a person who already authorised the app the same OAuth 1.0a access
+    # token and secret on every sign-in; False mints a new pair each time instead.
+    oauth1_reuse_tokens: bool = True
 
 
 @dataclass
@@ -104,6 +107,9 @@ class Fault:
     status: int | None = None
     delay_ms: int = 0
     drop: bool = False
+    # Run the call (a refresh rotates, a token is issued) and only then hold the
+    # answer back: what a client that gave up waiting never learns about.
+    late_ms: int = 0
 
 
 @dataclass
@@ -140,6 +146,8 @@ class Sandbox:
         self.next_id = FIRST_ADDED_ID
         self.request_tokens: dict[str, RequestToken] = {}
         self.oauth1_tokens: dict[str, OAuth1Access] = {}
+        # Each persona's newest OAuth 1.0a access token: what X hands back on a re-sign-in.
+        self.oauth1_current: dict[str, str] = {}
         self.codes: dict[str, AuthCode] = {}
         self.oauth2_tokens: dict[str, OAuth2Access] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
@@ -164,7 +172,13 @@ class Sandbox:
             return self.clock_offset
 
     def update_config(self, changes: dict[str, Any]) -> AppConfig:
-        allowed = {"rate_limit": int, "latency_ms": int, "app_name": str, "callbacks": list}
+        allowed = {
+            "rate_limit": int,
+            "latency_ms": int,
+            "app_name": str,
+            "callbacks": list,
+            "oauth1_reuse_tokens": bool,
+        }
         for name, value in changes.items():
             if name not in allowed or not isinstance(value, allowed[name]):
                 raise ValueError(f"cannot set config {name!r} to {value!r}")
@@ -297,6 +311,10 @@ class Sandbox:
                 return None
             record.spent = True
             assert record.persona_id is not None
+            if self.config.oauth1_reuse_tokens:
+                current = self.oauth1_tokens.get(self.oauth1_current.get(record.persona_id, ""))
+                if current is not None and not current.revoked:
+                    return current
             return self._new_oauth1_access(record.persona_id)
 
     def _new_oauth1_access(self, persona_id: str) -> OAuth1Access:
@@ -306,6 +324,7 @@ class Sandbox:
             persona_id=persona_id,
         )
         self.oauth1_tokens[access.token] = access
+        self.oauth1_current[persona_id] = access.token
         self._issue(access.token, access.secret)
         return access
 

@@ -61,6 +61,8 @@ TONES = {
     TokenStatus.REVOKED: "quiet",
     TokenStatus.INVALID: "bad",
     TokenStatus.ERROR: "bad",
+    TokenStatus.UNREADABLE: "bad",
+    TokenStatus.NEEDS_SIGN_IN: "bad",
 }
 
 
@@ -117,6 +119,19 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
         counts, computed_at = dashboard.cached("tokens", dashboard.token_health)
         board.note_time(computed_at)
         board.token_rows = _token_rows(counts)
+    if user.has_perm("accounts.view_pendingrevocation"):
+        waiting, computed_at = dashboard.cached(
+            "pending_revocations", dashboard.pending_revocations
+        )
+        board.note_time(computed_at)
+        board.token_rows.append(
+            HealthRow(
+                "Revocations X has not confirmed yet",
+                waiting,
+                _changelist("accounts_pendingrevocation", resolved="no"),
+                "bad" if waiting else "quiet",
+            )
+        )
     if user.has_perm("admin_ext.view_bulkjob"):
         board.jobs, computed_at = dashboard.cached("jobs", dashboard.recent_jobs)
         board.note_time(computed_at)

@@ -5,8 +5,8 @@ from allauth.socialaccount.providers.twitter.provider import TwitterAccount, Twi
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts import x_client
-from accounts.providers.twitter.views import XOAuthAdapter
+from accounts import signin, x_client
+from accounts.providers.twitter.views import XOAuthAdapter, request_token_session_key
 
 
 class XAccount(TwitterAccount):
@@ -31,6 +31,14 @@ class XOAuth1Provider(TwitterProvider):
     def get_auth_params_from_request(self, request: HttpRequest, action) -> dict:
         # Ignore allauth's `auth_params` query: nobody outside may add to X's URL.
         return self.get_auth_params()
+
+    def redirect(self, request: HttpRequest, process, next_url=None, data=None, **kwargs):
+        """allauth's redirect to X, then its request token moved to our pending list."""
+        response = super().redirect(request, process, next_url, data, **kwargs)
+        signin.park_oauth1_request_token(
+            request, request_token_session_key(self.get_oauth_adapter(request))
+        )
+        return response
 
 
 provider_classes = [XOAuth1Provider]

@@ -1,9 +1,11 @@
 """OAuth 1.0a sign-in views: allauth's, with X's URLs from settings and the seed's checks.
 
-Three things allauth's OAuth 1.0a client does not do and we need:
+Four things allauth's OAuth 1.0a client does not do and we need:
 - compare the callback's oauth_token with the request token this browser got;
 - keep the access token out of the session (allauth parks it there for its API
   helper, and the session is a database row);
+- keep each pending request token apart (two tabs can sign in at once), its
+  secret encrypted and for ten minutes at most (accounts.signin);
 - drop the request token once the callback has been handled, whatever happened.
 """
 
@@ -45,12 +47,15 @@ def access_token_session_key(adapter: OAuthAdapter) -> str:
 
 class XOAuthClient(OAuthClient):
     def get_access_token(self) -> dict:
-        access_token = super().get_access_token()
+        prefix = get_token_prefix(self.request_token_url)
+        try:
+            access_token = super().get_access_token()
+        finally:
+            # The request token is spent by this exchange, whatever X answered.
+            self.request.session.pop(f"oauth_{prefix}_request_token", None)
         # allauth stores the access token in the session for its own API helper; we
         # hand it to complete_login directly, so it never reaches django_session.
-        self.request.session.pop(
-            f"oauth_{get_token_prefix(self.request_token_url)}_access_token", None
-        )
+        self.request.session.pop(f"oauth_{prefix}_access_token", None)
         return access_token
 
 
@@ -73,6 +78,12 @@ class XOAuthAdapter(OAuthAdapter):
     def complete_login(
         self, request: HttpRequest, app: SocialApp, token: SocialToken, **kwargs
     ) -> SocialLogin:
+        signin.note_issued(
+            request,
+            TokenKind.OAUTH1,
+            access_token=token.token,
+            token_secret=token.token_secret,
+        )
         data = self.verify_credentials(app, token)
         login = self.get_provider().sociallogin_from_response(request, data)
         return signin.attach(
@@ -123,23 +134,30 @@ class XOAuthCallbackView(OAuthCallbackView):
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         provider = _configured_provider(self.adapter)
         token_key = request_token_session_key(self.adapter)
+        started, others_pending = signin.take_oauth1_request_token(request)
         try:
-            signin.check_oauth1_callback(request, request.session.get(token_key))
+            signin.check_oauth1_callback(request, started, others_pending)
+            signin.resume_oauth1_sign_in(request, started, token_key)
             response = super().dispatch(request)
         except (signin.SignInRefused, requests.RequestException, PermissionDenied) as exc:
+            signin.end_grant_not_kept(request, failed=True)
             response = render_authentication_error(request, provider, exception=exc)
-        self._forget_request_token(request, token_key)
+        except BaseException:
+            signin.end_grant_not_kept(request, failed=True)
+            raise
+        signin.end_grant_not_kept(request)
+        self._forget_request_token(request, token_key, started)
         signin.save_session_despite_error(request, response)
         return response
 
-    def _forget_request_token(self, request: HttpRequest, token_key: str) -> None:
+    def _forget_request_token(
+        self, request: HttpRequest, token_key: str, started: signin.PendingOAuth1 | None
+    ) -> None:
         """A request token is good for one callback: drop it and remember it was used."""
-        request_token = request.session.pop(token_key, None)
+        request.session.pop(token_key, None)
         request.session.pop(access_token_session_key(self.adapter), None)
-        if isinstance(request_token, dict):
-            signin.mark_spent(
-                request, signin.OAUTH1_PROVIDER, request_token.get("oauth_token", "")
-            )
+        if started is not None:
+            signin.mark_spent(request, signin.OAUTH1_PROVIDER, started.oauth_token)
 
 
 oauth_login = XOAuthLoginView.adapter_view(XOAuthAdapter)

@@ -42,6 +42,12 @@ class XOAuth2Adapter(OAuth2Adapter):
         self, request: HttpRequest, app: SocialApp, token: SocialToken, **kwargs
     ) -> SocialLogin:
         grant = kwargs.get("response") or {}
+        signin.note_issued(
+            request,
+            TokenKind.OAUTH2,
+            access_token=token.token,
+            refresh_token=grant.get("refresh_token", ""),
+        )
         data = self.get_user_info(token)
         login = self.get_provider().sociallogin_from_response(request, data)
         return signin.attach(
@@ -97,7 +103,12 @@ class XOAuth2CallbackView(OAuth2CallbackView):
             signin.check_oauth2_callback(request, provider.sub_id)
         except signin.SignInRefused as exc:
             return render_authentication_error(request, provider, exception=exc)
-        response = super().dispatch(request, *args, **kwargs)
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except BaseException:
+            signin.end_grant_not_kept(request, failed=True)
+            raise
+        signin.end_grant_not_kept(request)
         # allauth has used up the state whatever happened; a second visit is a replay.
         signin.mark_spent(request, provider.sub_id, request.GET.get("state", ""))
         signin.save_session_despite_error(request, response)

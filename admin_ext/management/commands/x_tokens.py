@@ -1,4 +1,4 @@
-"""`manage.py x_tokens check|refresh|revoke|resume`: token upkeep for cron.
+"""`manage.py x_tokens check|refresh|revoke|resume|retry-revocations`: token upkeep for cron.
 
 Runs through the same job machinery as the admin (a BulkJob with one item per
 token, audited per account), but in this process: cron wants the outcome and
@@ -8,6 +8,7 @@ the exit status, not a queued task. Exit status 1 when any account failed.
     x_tokens check --all                       # every token not revoked
     x_tokens revoke --user alice --user bob    # disconnect two people from X
     x_tokens resume                            # finish jobs whose runner died
+    x_tokens retry-revocations                 # ask X again about pending revocations
 """
 
 import sys
@@ -18,11 +19,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from accounts.models import Profile, TokenStatus, XToken
+from accounts import revocation
+from accounts.models import SECRET_COLUMNS, PendingRevocation, Profile, TokenStatus, XToken
 from admin_ext import jobs
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
 
 ACTOR_LABEL = "manage.py x_tokens"
+RETRY_REVOCATIONS = "retry-revocations"
 FAILURES_LISTED = 20
 BAR_WIDTH = 30
 
@@ -31,7 +34,7 @@ class Command(BaseCommand):
     help = "Check, refresh or revoke stored X tokens (for cron); resume stalled jobs."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=[*TokenAction.values, "resume"])
+        parser.add_argument("action", choices=[*TokenAction.values, "resume", RETRY_REVOCATIONS])
         parser.add_argument(
             "--all", action="store_true", help="every stored token that is not revoked"
         )
@@ -59,6 +62,9 @@ class Command(BaseCommand):
         if options["action"] == "resume":
             self.resume(options["job"], dry_run=options["dry_run"])
             return
+        if options["action"] == RETRY_REVOCATIONS:
+            self.retry_revocations(dry_run=options["dry_run"])
+            return
         tokens, bare_profiles = self.selection(options)
         count = tokens.count() + bare_profiles.count()
         if options["dry_run"]:
@@ -75,6 +81,21 @@ class Command(BaseCommand):
             source=JobSource.COMMAND,
         )
         if not self.run(job):
+            sys.exit(1)
+
+    def retry_revocations(self, *, dry_run: bool) -> None:
+        """Every pending revocation that is due, now; exit 1 if any is still unconfirmed."""
+        if dry_run:
+            due = revocation.due_revocations().count()
+            self.stdout.write(f"retry-revocations: {due} pending revocations are due.")
+            return
+        summary = revocation.retry_due_revocations()
+        waiting = PendingRevocation.objects.filter(resolved_at__isnull=True).count()
+        self.stdout.write(
+            f"retry-revocations: {summary.revoked} confirmed by X, {summary.failed} failed; "
+            f"{waiting} still pending."
+        )
+        if summary.failed:
             sys.exit(1)
 
     # Selection -------------------------------------------------------------------------
@@ -108,9 +129,7 @@ class Command(BaseCommand):
         return tokens, bare_profiles
 
     def list_selection(self, action: str, tokens, bare_profiles, count: int) -> None:
-        rows = tokens.select_related("profile__user").defer(
-            "access_token", "token_secret", "refresh_token"
-        )
+        rows = tokens.select_related("profile__user").defer(*SECRET_COLUMNS)
         for token in rows.order_by("profile__user__username", "kind"):
             profile = token.profile
             self.stdout.write(
