@@ -87,9 +87,7 @@ def test_a_list_costs_the_same_queries_for_5_or_50_rows_and_counts_once(staff_cl
 @pytest.mark.parametrize(
     "url, noun", [(PROFILES, "profiles"), (TOKENS, "X tokens")], ids=["profiles", "tokens"]
 )
-def test_a_big_unfiltered_list_is_not_counted_on_postgresql(
-    staff_client, monkeypatch, url, noun
-):
+def test_a_big_unfiltered_list_is_not_counted_on_postgresql(staff_client, monkeypatch, url, noun):
     add_people(0, 50)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE accounts_profile, accounts_xtoken")
