@@ -45,6 +45,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from import_export import fields, resources, widgets
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from psycopg import ClientCursor, Copy
 
 from accounts.models import Profile, TokenKind, TokenStatus, current_token_column
 from accounts.x_values import clean_text
@@ -582,7 +583,7 @@ def iter_csv_copy(
         return line
 
     lines: list = []
-    with connections[queryset.db].cursor() as cursor, cursor.copy(statement, params) as copy:
+    with connections[queryset.db].cursor() as cursor, _copy(cursor, statement, params) as copy:
         for data in _counted(copy, progress):
             end = len(data) - 1  # every row ends with a bare "\n"
             lines.append(
@@ -593,6 +594,16 @@ def iter_csv_copy(
                 lines = []
     if lines:
         yield _csv_lines(lines)
+
+
+def _copy(cursor, statement: str, params: Sequence) -> Copy:
+    """`cursor.copy()` with the parameters bound by psycopg on this side.
+
+    Django's debugging cursor (DEBUG, or a test capturing queries) passes COPY a
+    statement but no parameters, so they are bound before, by psycopg's own
+    client-side binding.
+    """
+    return cursor.copy(ClientCursor(cursor.connection).mogrify(statement, params))
 
 
 def _csv_lines(lines: list) -> str:

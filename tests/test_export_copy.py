@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from admin_ext.export import (
     CHUNK_SIZE,
     export_columns,
@@ -252,3 +253,15 @@ def test_a_single_column_export_writes_an_empty_cell_as_csv_does(hostile):
     exported = "".join(iter_export(Profile.objects.all(), columns, "csv")).encode()
     assert exported == python_csv(Profile.objects.all(), columns)
     assert b'\r\n""\r\n' in exported
+
+
+@needs_postgresql
+def test_the_export_is_one_copy_statement_also_under_djangos_debug_cursor(hostile):
+    """DEBUG (and capturing queries) wraps the cursor; the export must still work, as COPY."""
+    columns = export_columns()
+    with CaptureQueriesContext(connection) as queries:
+        exported = "".join(iter_export(Profile.objects.all(), columns, "csv")).encode()
+    assert exported == python_csv(Profile.objects.all(), columns)
+    assert [query["sql"][:6] for query in queries.captured_queries] == ["COPY ("]
+    for secret_column in SECRET_COLUMNS:
+        assert secret_column not in queries.captured_queries[0]["sql"]
