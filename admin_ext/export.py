@@ -78,7 +78,10 @@ class XTextWidget(widgets.CharWidget):
 
 
 class ChoiceLabelWidget(widgets.CharWidget):
-    """Renders a stored choice ("oauth2") as its label ("OAuth 2.0")."""
+    """Renders a stored choice ("oauth2") as its label ("OAuth 2.0").
+
+    A stored value outside the choices is shown as it is, cleaned like text from X.
+    """
 
     def __init__(self, choices: Iterable[tuple[str, str]]) -> None:
         super().__init__()
@@ -87,7 +90,7 @@ class ChoiceLabelWidget(widgets.CharWidget):
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
         if value is None:
             return ""
-        return str(self.labels.get(value, value))
+        return clean_text(str(self.labels.get(value, value)), multiline=True)
 
 
 def _text(column_name: str, attribute: str) -> fields.Field:
@@ -546,12 +549,10 @@ def _copy_statement(queryset: QuerySet, columns: Sequence[Column]) -> tuple[str,
 
 
 def _python_cell(widget: widgets.Widget) -> Renderer:
-    """What Python still does to a COPY cell: text is cleaned and neutralised, labels
+    """What Python still does to a COPY cell: text and labels are cleaned and
     neutralised; numbers, flags and dates come out of SQL final."""
-    if type(widget) is XTextWidget:
+    if type(widget) in (XTextWidget, ChoiceLabelWidget):
         return _safe_text
-    if type(widget) is ChoiceLabelWidget:
-        return neutralise_formula
     return str
 
 

@@ -107,7 +107,7 @@ def add_tokens(profiles: list[Profile]) -> None:
         [TokenKind.OAUTH2],
         [TokenKind.OAUTH1, TokenKind.OAUTH2],
     ]
-    statuses = [*TokenStatus.values, "=evil", "@x", ""]
+    statuses = [*TokenStatus.values, "=evil", "@x", "\x1b[2J", ""]
     later = datetime(2031, 5, 6, 7, 8, 9, 123_456, tzinfo=UTC)
     tokens = []
     for n, profile in enumerate(profiles):
