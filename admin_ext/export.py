@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from itertools import islice
 from typing import IO, Any
 
 from django.conf import settings
@@ -480,26 +481,38 @@ TEXT_WRITERS = {"csv": iter_csv, "json": iter_json}
 
 # --- CSV straight from PostgreSQL -----------------------------------------------------
 
-# A COPY row needs Python only if one of its text cells could change: it holds a
-# character clean_text() removes or replaces, or a cell may start a formula. The
-# test runs on the row's UTF-8 bytes and may say yes too often, never too rarely:
-# every cell starts the line or follows a comma, perhaps behind an opening quote.
-_ROW_NEEDS_PYTHON = re.compile(
-    rb"[\x00-\x09\x0b-\x1f\x7f]"  # C0 controls but the line feed (kept in a bio), DEL
-    rb"|\xc2[\x80-\x9f]"  # C1 controls
-    rb"|\xe2\x80[\xa8-\xae]"  # line/paragraph separators, bidi embeddings and overrides
-    rb"|\xe2\x81[\xa6-\xa9]"  # bidi isolates
-    rb"|\xef\xbf[\xbe\xbf]"  # the noncharacters U+FFFE and U+FFFF
-    rb'|(?:^|,)"?[=+\-@]'  # a cell that may start a formula
+# The UTF-8 of every character clean_text() removes or replaces, but the line feed
+# (kept in a bio, and the end of every COPY row): C0 controls and DEL, C1 controls,
+# line/paragraph separators with the bidi embeddings and overrides (U+2028-202E),
+# bidi isolates (U+2066-2069), the noncharacters U+FFFE and U+FFFF.
+_NEEDS_CLEANING = re.compile(
+    rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+    rb"|\xef\xbf[\xbe\xbf]"
 )
-_DATETIME_SQL_FORMAT = "YYYY-MM-DD HH24:MI:SS"
+# Deleting these from a chunk leaves the bytes that may start such a character: a
+# quicker first look than the pattern, which only runs when something is left.
+_NOT_SUSPECT = bytes(
+    byte
+    for byte in range(256)
+    if not ((byte < 0x20 and byte != 0x0A) or byte == 0x7F or byte in (0xC2, 0xE2, 0xEF))
+)
+
+
+def _neutralised_sql(text: str) -> str:
+    """`neutralise_formula` in SQL, for "=", "+", "-" and "@".
+
+    A tab or carriage return from its list never gets this far: clean_text()
+    replaces them, so a row holding one is rendered again in Python.
+    """
+    return f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@') THEN '''' || {text} ELSE {text} END"
 
 
 def _copy_cell(widget: widgets.Widget, column: str) -> tuple[str, list] | None:
     """SQL giving `column`'s CSV text as `row_renderer` does, or None if it cannot.
 
-    Empty text becomes NULL, because COPY quotes an empty string ("") and writes
-    NULL as nothing, which is what Python's csv writes for "".
+    Text is neutralised but not cleaned here: rows that need cleaning are found
+    and rendered again in Python. Empty text becomes NULL, because COPY quotes an
+    empty string ("") and writes NULL as nothing, which is what csv writes for "".
     """
     kind = type(widget)
     if kind is widgets.IntegerWidget:
@@ -507,14 +520,17 @@ def _copy_cell(widget: widgets.Widget, column: str) -> tuple[str, list] | None:
     if kind is widgets.BooleanWidget:
         return f"CASE WHEN {column} THEN '1' WHEN NOT {column} THEN '0' END", []
     if kind is widgets.DateTimeWidget and _default_datetime(widget):
+        # A timestamp's ISO text is "%Y-%m-%d %H:%M:%S" once cut to the second, at a
+        # fraction of to_char()'s cost; `_copy_statement` checks the DateStyle.
         zone = timezone.get_current_timezone_name()
-        return f"to_char({column} AT TIME ZONE %s, '{_DATETIME_SQL_FORMAT}')", [zone]
+        return f"date_trunc('second', {column} AT TIME ZONE %s)", [zone]
     if kind is XTextWidget:
-        return f"NULLIF({column}, '')", []
+        return f"NULLIF({_neutralised_sql(column)}, '')", []
     if kind is ChoiceLabelWidget:
         labels = " ".join("WHEN %s THEN %s" for _ in widget.labels)
         params = [text for pair in widget.labels.items() for text in pair]
-        return f"CASE {column} {labels} ELSE NULLIF({column}, '') END", params
+        other = f"NULLIF({_neutralised_sql(column)}, '')"
+        return f"CASE {column} {labels} ELSE {other} END", params
     return None
 
 
@@ -523,10 +539,15 @@ def _copy_statement(queryset: QuerySet, columns: Sequence[Column]) -> tuple[str,
 
     The rows are exactly `export_rows()`'s (same columns, filters and order): that
     query runs as a subquery and SQL renders its values. None when COPY cannot give
-    the same bytes: not PostgreSQL, a widget without an SQL twin, or a single
+    the same bytes: not PostgreSQL, a DateStyle other than ISO (psycopg reads
+    timestamps only in ISO anyway), a widget without an SQL twin, or a single
     column (csv writes a lone empty cell as "", COPY as an empty line).
     """
-    if connections[queryset.db].vendor != "postgresql" or len(columns) < 2:
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql" or len(columns) < 2:
+        return None
+    connection.ensure_connection()
+    if not connection.connection.info.parameter_status("DateStyle").startswith("ISO"):
         return None
     names = [f"c{index}" for index in range(len(columns))]
     cells = [
@@ -549,8 +570,12 @@ def _copy_statement(queryset: QuerySet, columns: Sequence[Column]) -> tuple[str,
 
 
 def _python_cell(widget: widgets.Widget) -> Renderer:
-    """What Python still does to a COPY cell: text and labels are cleaned and
-    neutralised; numbers, flags and dates come out of SQL final."""
+    """What Python still does to a cell of a COPY row that needs cleaning: text and
+    labels are cleaned and neutralised; numbers, flags and dates come out of SQL final.
+
+    A cell SQL neutralised starts with "'" and keeps it: cleaning never changes the
+    first character of a cell that starts with "=", "+", "-" or "@".
+    """
     if type(widget) in (XTextWidget, ChoiceLabelWidget):
         return _safe_text
     return str
@@ -561,40 +586,49 @@ def iter_csv_copy(
 ) -> Iterator[str]:
     """`iter_csv` for PostgreSQL: the same bytes, made by `COPY ... TO STDOUT`.
 
-    PostgreSQL sends one message per row (its COPY protocol says so); a row goes
-    out as it came, its line ending made csv's "\\r\\n", unless it may hold a cell
-    to clean or neutralise (`_ROW_NEEDS_PYTHON`): that row is parsed and written
-    again through the Python renderers. Call only when `_copy_statement` is not None.
+    PostgreSQL sends one message per row (its COPY protocol says so), each ending
+    in "\\n"; csv ends a row with "\\r\\n" but leaves a line break inside a cell as
+    it is. A chunk whose only line breaks are row ends and which has nothing to
+    clean (the usual case) goes on whole, its row ends replaced; otherwise row by
+    row, and a row that needs cleaning is parsed and written again through the
+    Python renderers. Call only when `_copy_statement` is not None.
     """
     statement, params = _copy_statement(queryset, columns)
     header = io.StringIO()
     csv.writer(header).writerow([neutralise_formula(column.header) for column in columns])
     yield header.getvalue()
     renderers = [_python_cell(column.widget) for column in columns]
-    rewritten = io.StringIO()
-    # The default line ending, as in iter_csv: csv quotes a cell holding any of its characters.
-    writer = csv.writer(rewritten)
-
-    def rewrite(data: memoryview) -> bytes:
-        cells = next(csv.reader([bytes(data).decode()]))
-        writer.writerow([render(cell) for render, cell in zip(renderers, cells, strict=True)])
-        line = rewritten.getvalue().removesuffix("\r\n").encode()
-        rewritten.seek(0)
-        rewritten.truncate()
-        return line
-
-    lines: list = []
+    written = 0
     with connections[queryset.db].cursor() as cursor, _copy(cursor, statement, params) as copy:
-        for data in _counted(copy, progress):
-            end = len(data) - 1  # every row ends with a bare "\n"
-            lines.append(
-                rewrite(data[:end]) if _ROW_NEEDS_PYTHON.search(data, 0, end) else data[:end]
-            )
-            if len(lines) == CHUNK_SIZE:
-                yield _csv_lines(lines)
-                lines = []
-    if lines:
-        yield _csv_lines(lines)
+        while rows := list(islice(copy, CHUNK_SIZE)):
+            yield _copy_chunk(rows, renderers)
+            written += len(rows)
+            if progress:
+                progress(written)
+    if progress and written % CHUNK_SIZE == 0:
+        progress(written)
+
+
+def _copy_chunk(rows: list, renderers: Sequence[Renderer]) -> str:
+    chunk = b"".join(rows)
+    plain = chunk.count(b"\n") == len(rows) and not (
+        chunk.translate(None, _NOT_SUSPECT) and _NEEDS_CLEANING.search(chunk)
+    )
+    if plain:
+        return chunk.replace(b"\n", b"\r\n").decode()
+    lines = []
+    for row in rows:
+        line = row[: len(row) - 1]
+        lines.append(_rewrite(line, renderers) if _NEEDS_CLEANING.search(line) else line)
+    return (b"\r\n".join(lines) + b"\r\n").decode()
+
+
+def _rewrite(line: memoryview, renderers: Sequence[Renderer]) -> bytes:
+    """One COPY row (without its "\\n") as the Python renderers would have written it."""
+    cells = next(csv.reader([bytes(line).decode()]))
+    out = io.StringIO()
+    csv.writer(out).writerow([render(cell) for render, cell in zip(renderers, cells, strict=True)])
+    return out.getvalue().removesuffix("\r\n").encode()
 
 
 def _copy(cursor, statement: str, params: Sequence) -> Copy:
@@ -605,10 +639,6 @@ def _copy(cursor, statement: str, params: Sequence) -> Copy:
     client-side binding.
     """
     return cursor.copy(ClientCursor(cursor.connection).mogrify(statement, params))
-
-
-def _csv_lines(lines: list) -> str:
-    return (b"\r\n".join(lines) + b"\r\n").decode()
 
 
 def iter_export(

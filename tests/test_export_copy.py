@@ -91,7 +91,7 @@ def hostile_people() -> list[Profile]:
             following_count=0,
             protected=n % 2 == 0,
             verified=n % 3 == 0,
-            x_created_at=None if n % 6 == 0 else start + timedelta(hours=n * 977),
+            x_created_at=None if n % 6 == 0 else start + timedelta(hours=n * 977 - 9_000_000),
             last_synced_at=start + timedelta(days=n * 400, seconds=0.5),
             sign_in_method=("", TokenKind.OAUTH1, TokenKind.OAUTH2)[n % 3],
         )
@@ -127,7 +127,12 @@ def add_tokens(profiles: list[Profile]) -> None:
 
 
 def plain_people(count: int) -> None:
-    """Ordinary rows in bulk, so an export spans more than one chunk."""
+    """Rows with nothing to clean, in bulk, so an export spans more than one chunk.
+
+    Made after the hostile ones, they fill the first chunk and the next ones alone:
+    formulas to neutralise, quotes, commas and unicode, but no control character;
+    only the first hundred have a line break in their bio.
+    """
     User = get_user_model()
     users = User.objects.bulk_create(User(username=f"plain{n}") for n in range(count))
     Profile.objects.bulk_create(
@@ -135,8 +140,9 @@ def plain_people(count: int) -> None:
             user=user,
             x_user_id=str(5_000_000 + n),
             screen_name=f"plain_{n}",
-            name=f"Plain Person {n}",
-            description=f'Bio {n}, with a comma and "quotes"',
+            name=f"=Plain {n}" if n % 7 == 0 else f"Plain Person {n}",
+            location="@home" if n % 5 == 0 else "Zürich \u2014 it\u2019s \u201chere\u201d",
+            description=f'Bio {n}, with a comma and "quotes"' + ("\nand more" if n < 100 else ""),
             x_created_at=datetime(2015, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
         )
         for n, user in enumerate(users)
@@ -195,7 +201,7 @@ def test_copy_csv_is_the_python_csv_byte_for_byte(hostile, settings, time_zone, 
         {"search": '"and windows"'},
         {"token_status": "expired"},
         {"token_status": "none"},
-        {"joined_after": datetime(1970, 2, 1).date()},
+        {"joined_after": datetime(945, 1, 1).date()},
     ],
     ids=str,
 )
