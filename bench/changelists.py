@@ -126,6 +126,7 @@ def main() -> None:
             database.url,
             workdir,
             LOG_LEVEL="WARNING",
+            LOG_FORMAT="text",
             DB_WORKERS="0",
             WEB_CONCURRENCY="1",
             WEB_THREADS="1",
