@@ -106,7 +106,7 @@ def run_stock(out, limit):
 VARIANTS = {"copy": run_copy, "ours": run_ours, "python": run_python, "stock": run_stock}
 LABELS = {
     "copy": "(a) COPY (SELECT same columns) TO STDOUT",
-    "ours": "(b) ours: write_export (COPY + cleaning)",
+    "ours": "(b) ours: write_export, as the site exports",
     "python": "(c) Python writer: iter_csv",
     "stock": "(d) stock ProfileResource().export() + CSV",
 }
