@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.admin.utils import lookup_spawns_duplicates
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
@@ -599,7 +599,14 @@ def iter_csv_copy(
     yield header.getvalue()
     renderers = [_python_cell(column.widget) for column in columns]
     written = 0
-    with connections[queryset.db].cursor() as cursor, _copy(cursor, statement, params) as copy:
+    # A download stopped halfway makes psycopg cancel the COPY, which aborts the
+    # transaction it runs in; this block (a savepoint inside a caller's transaction)
+    # is rolled back then, so the connection is fit for whatever comes next.
+    with (
+        transaction.atomic(using=queryset.db),
+        connections[queryset.db].cursor() as cursor,
+        _copy(cursor, statement, params) as copy,
+    ):
         while rows := list(islice(copy, CHUNK_SIZE)):
             yield _copy_chunk(rows, renderers)
             written += len(rows)

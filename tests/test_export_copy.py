@@ -236,13 +236,18 @@ def test_copy_csv_across_chunks_and_its_progress(hostile):
 
 @needs_postgresql
 def test_a_download_stopped_halfway_leaves_the_connection_usable(hostile):
-    """A person closing the tab closes the generator in the middle of the COPY."""
-    plain_people(CHUNK_SIZE * 2)
+    """A person closing the tab closes the generator in the middle of the COPY.
+
+    psycopg then cancels the statement, which aborts the transaction it ran in (here
+    the test's own, as any caller's might be); the queries after must still work.
+    Enough rows that PostgreSQL is still sending when the download stops.
+    """
+    plain_people(CHUNK_SIZE * 10)
     pieces = iter_export(Profile.objects.all(), export_columns(), "csv")
     next(pieces)
     next(pieces)
     pieces.close()
-    assert Profile.objects.count() == len(hostile) + CHUNK_SIZE * 2
+    assert Profile.objects.count() == len(hostile) + CHUNK_SIZE * 10
 
 
 @pytest.mark.parametrize("column_set", sorted(COLUMN_SETS))
@@ -268,6 +273,7 @@ def test_the_export_is_one_copy_statement_also_under_djangos_debug_cursor(hostil
     with CaptureQueriesContext(connection) as queries:
         exported = "".join(iter_export(Profile.objects.all(), columns, "csv")).encode()
     assert exported == python_csv(Profile.objects.all(), columns)
-    assert [query["sql"][:6] for query in queries.captured_queries] == ["COPY ("]
+    reads = [query["sql"] for query in queries.captured_queries if "SELECT" in query["sql"]]
+    assert len(reads) == 1 and reads[0].startswith("COPY (")
     for secret_column in SECRET_COLUMNS:
-        assert secret_column not in queries.captured_queries[0]["sql"]
+        assert secret_column not in reads[0]
