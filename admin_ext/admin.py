@@ -63,6 +63,7 @@ from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
 from admin_ext.export import x_profiles
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
+from admin_ext.paginators import EstimatedCountPaginator
 from admin_ext.tasks import enqueue_job
 
 admin.site.site_header = f"{settings.SITE_NAME} staff"
@@ -270,7 +271,9 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
         "verified",
     )
     search_fields = ("screen_name", "name", "x_user_id", "user__email")
-    ordering = ("-last_synced_at", "-pk")
+    ordering = ("-last_synced_at", "-pk")  # indexed (admin_ext migration 0006)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     fields = (
         "user",
         "x_link",
@@ -407,7 +410,9 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     list_select_related = ("profile",)
     list_filter = ("kind", "status", ExpiresWithinHourFilter)
     search_fields = ("profile__screen_name", "profile__name", "profile__x_user_id")
-    ordering = ("-updated_at", "-pk")
+    ordering = ("-updated_at", "-pk")  # indexed (admin_ext migration 0006)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     fields = (
         "account",
         "kind",

@@ -44,8 +44,8 @@ from admin_ext.export import (
     export_columns,
     export_filename,
     filter_profiles,
-    stream_rows,
-    write_xlsx,
+    iter_export,
+    write_export,
 )
 from admin_ext.export_tasks import EXPORT_PERMISSION, export_file_path, start_export_job
 from admin_ext.models import ExportJob, ExportStatus
@@ -228,9 +228,8 @@ class ProfileExportMixin(ExportMixin):
         columns = export_columns(fields)
         post_export.send(sender=None, model=self.model)
         if format_name in TEXT_WRITERS:
-            writer = TEXT_WRITERS[format_name]
             response = StreamingHttpResponse(
-                writer(stream_rows(queryset, columns), columns),
+                iter_export(queryset, columns, format_name),
                 content_type=export_format.content_type,
             )
             return self._as_attachment(response, export_format)
@@ -244,7 +243,7 @@ class ProfileExportMixin(ExportMixin):
             messages.info(request, "The spreadsheet is being written; it will appear here.")
             return HttpResponseRedirect(self._admin_url("export_job", job.pk))
         response = HttpResponse(content_type=export_format.content_type)
-        write_xlsx(stream_rows(queryset, columns), columns, response)
+        write_export(queryset, columns, format_name, response)
         return self._as_attachment(response, export_format)
 
     @staticmethod

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from accounts.models import Profile
-from admin_ext.export import export_columns, stream_rows, write_xlsx
+from admin_ext.export import export_columns, write_export
 from admin_ext.models import ExportJob, ExportStatus
 
 logger = logging.getLogger(__name__)
@@ -111,9 +111,7 @@ def _write_file(job: ExportJob) -> tuple[str, int]:
 
     columns = export_columns(job.fields)
     try:
-        write_xlsx(
-            stream_rows(open_selection(job.selection), columns), columns, str(partial), count
-        )
+        write_export(open_selection(job.selection), columns, job.format, str(partial), count)
         os.replace(partial, directory / file_name)
     finally:
         partial.unlink(missing_ok=True)

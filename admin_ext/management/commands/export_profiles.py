@@ -12,12 +12,11 @@ from accounts.models import TokenStatus
 from admin_ext.export import (
     FORMATS,
     STATUS_NONE,
-    TEXT_WRITERS,
     export_columns,
     field_choices,
     filter_profiles,
-    stream_rows,
-    write_xlsx,
+    iter_export,
+    write_export,
 )
 
 
@@ -87,11 +86,11 @@ class Command(BaseCommand):
         progress = None
         if self.stderr.isatty():
             progress = ProgressBar(queryset.count(), self._to_stderr)
-        rows = stream_rows(queryset, columns)
         if options["output"] == "-":
-            self._write_stdout(export_format.name, rows, columns, progress)
+            self._write_stdout(queryset, export_format.name, columns, progress)
         else:
-            self._write_file(Path(options["output"]), export_format.name, rows, columns, progress)
+            path = Path(options["output"])
+            self._write_file(path, queryset, export_format.name, columns, progress)
         if progress:
             progress.finish()
 
@@ -111,29 +110,28 @@ class Command(BaseCommand):
             )
         return names
 
-    def _write_stdout(self, format_name, rows, columns, progress) -> None:
+    def _write_stdout(self, queryset, format_name, columns, progress) -> None:
         if format_name == "xlsx":
             binary = getattr(self.stdout, "buffer", None)
             if binary is None or self.stdout.isatty():
                 raise CommandError("XLSX is binary: give -o FILE or redirect stdout to a file.")
-            write_xlsx(rows, columns, binary, progress)
+            write_export(queryset, columns, format_name, binary, progress)
             binary.flush()
             return
-        for piece in TEXT_WRITERS[format_name](rows, columns, progress):
+        for piece in iter_export(queryset, columns, format_name, progress):
             self.stdout.write(piece, ending="")
         self.stdout.flush()
 
-    def _write_file(self, path: Path, format_name, rows, columns, progress) -> None:
+    def _write_file(self, path: Path, queryset, format_name, columns, progress) -> None:
         """Write beside the target and rename at the end, so a failed export leaves
         any earlier file intact instead of a truncated one."""
         partial = path.with_name(path.name + ".part")
         try:
             if format_name == "xlsx":
-                write_xlsx(rows, columns, str(partial), progress)
+                write_export(queryset, columns, format_name, str(partial), progress)
             else:
                 with partial.open("w", encoding="utf-8", newline="") as out:
-                    for piece in TEXT_WRITERS[format_name](rows, columns, progress):
-                        out.write(piece)
+                    write_export(queryset, columns, format_name, out, progress)
             os.replace(partial, path)
         except BaseException:
             partial.unlink(missing_ok=True)
