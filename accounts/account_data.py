@@ -11,7 +11,7 @@ The download's shape is versioned (SCHEMA_VERSION) and documented in the README
 times as ISO 8601 strings in UTC, missing values as null.
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +62,7 @@ def json_value(value: Any) -> Any:
     """A column's value as JSON: times ISO 8601 (UTC), numbers and booleans as they are."""
     if isinstance(value, datetime):
         if timezone.is_aware(value):
-            value = value.astimezone(timezone.UTC)
+            value = value.astimezone(UTC)
         return value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
@@ -75,7 +75,7 @@ def row(instance: models.Model) -> dict[str, Any]:
     """One row as a JSON object of its shared columns."""
     return {
         field.name: json_value(field.value_from_object(instance))
-        for field in shared_fields(type(instance))
+        for field in shared_fields(instance._meta.model)
     }
 
 
