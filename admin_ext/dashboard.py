@@ -16,7 +16,7 @@ from django.db.models import CharField, Count, Q, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import PendingRevocation, Profile, TokenKind, TokenStatus, XToken
+from accounts.models import AccountDeletion, PendingRevocation, Profile, TokenKind, TokenStatus, XToken
 from admin_ext.models import AuditEvent, BulkJob, ItemStatus, SignInEvent
 
 EXPIRING_WINDOW = timedelta(hours=24)
@@ -94,6 +94,14 @@ def token_health(now: datetime | None = None) -> dict[str, int]:
 def pending_revocations() -> int:
     """Grants the site gave up that X has not yet confirmed revoked (the workers retry them)."""
     return PendingRevocation.objects.filter(resolved_at__isnull=True).count()
+
+
+def account_deletions() -> tuple[int, int]:
+    """Accounts their owners deleted, and how many distinct X accounts those were."""
+    counts = AccountDeletion.objects.aggregate(
+        deleted=Count("pk"), distinct=Count("subject_hash", distinct=True)
+    )
+    return counts["deleted"], counts["distinct"]
 
 
 @dataclass(frozen=True)

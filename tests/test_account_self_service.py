@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from accounts import account_data, x_client
@@ -214,6 +215,7 @@ def test_delete_revokes_every_grant_at_x_and_leaves_nothing_of_the_person(x):
     sign_in(client, OAUTH2)
     sign_in(other_device, OAUTH1)
     leave_traces_everywhere(client, staff)
+    other_session = other_device.cookies["sessionid"].value
     held = held_tokens()
     bio = ada_bio()
     assert traces_of([ADA["screen_name"], ADA["x_user_id"], ADA["name"], bio])
@@ -226,6 +228,7 @@ def test_delete_revokes_every_grant_at_x_and_leaves_nothing_of_the_person(x):
     assert "Your account is deleted" in response.content.decode()
     assert grants_alive(held) == [False, False]
     assert signed_in_user(client) is None
+    assert not Session.objects.filter(session_key=other_session).exists()
     assert other_device.get("/account/")["Location"].startswith("/login/")
     assert not User.objects.filter(username="ada_lovelace").exists()
     assert traces_of([ADA["screen_name"], ADA["x_user_id"], ADA["name"], bio]) == []
@@ -268,3 +271,15 @@ def test_deleting_one_x_account_twice_shows_as_the_same_hash(x):
     hashes = list(AccountDeletion.objects.order_by("pk").values_list("subject_hash", flat=True))
     assert hashes[0] == hashes[1] != hashes[2]
     assert User.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_staff_see_deletions_on_the_dashboard(x, admin_client):
+    for persona in ("ada_lovelace", "ada_lovelace", "grace_hopper"):
+        client = Client()
+        sign_in(client, OAUTH1, persona)
+        client.post("/account/delete/", {"confirm": persona})
+
+    html = admin_client.get("/admin/").content.decode()
+
+    assert '<dt>Deleted by their owners</dt><dd title="2 distinct X accounts">3</dd>' in html

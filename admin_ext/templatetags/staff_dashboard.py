@@ -37,6 +37,8 @@ class Dashboard:
     chart: dashboard.ActivityChart | None = None
     jobs: list[dashboard.JobSummary] | None = None
     audit_events: list | None = None
+    # Accounts their owners deleted, and how many distinct X accounts those were.
+    deletions: tuple[int, int] | None = None
     profiles_url: str | None = None
     jobs_url: str | None = None
     audit_url: str | None = None
@@ -115,6 +117,10 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
         board.chart, computed_at = dashboard.cached("activity", _activity_chart)
         board.note_time(computed_at)
         board.profiles_url = _changelist("accounts_profile")
+        board.deletions, computed_at = dashboard.cached(
+            "account_deletions", dashboard.account_deletions
+        )
+        board.note_time(computed_at)
     if user.has_perm("accounts.view_xtoken"):
         counts, computed_at = dashboard.cached("tokens", dashboard.token_health)
         board.note_time(computed_at)
