@@ -16,7 +16,14 @@ from django.db.models import CharField, Count, Q, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import AccountDeletion, PendingRevocation, Profile, TokenKind, TokenStatus, XToken
+from accounts.models import (
+    AccountDeletion,
+    PendingRevocation,
+    Profile,
+    TokenKind,
+    TokenStatus,
+    XToken,
+)
 from admin_ext.models import AuditEvent, BulkJob, ItemStatus, SignInEvent
 
 EXPIRING_WINDOW = timedelta(hours=24)

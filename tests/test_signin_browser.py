@@ -58,6 +58,8 @@ def test_oauth1_sign_in_profile_and_disconnect(page, site, x_sandbox, csp_refusa
     assert page.locator("img.avatar").evaluate("img => img.complete && img.naturalWidth > 0")
 
     page.get_by_role("button", name="Disconnect X").click()
+    page.wait_for_url(site + "/account/disconnect/")
+    page.get_by_role("button", name="Disconnect X").click()
 
     page.wait_for_url(site + "/")
     assert "Disconnected from X" in page.locator(".messages").inner_text()
