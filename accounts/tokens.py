@@ -156,6 +156,23 @@ def check_token(token: XToken) -> Outcome:
     return _record_success(token, x_user, "Token works; profile updated from X.")
 
 
+# What a successful refresh changes; the rest of the row is left as it was read.
+REFRESHED_FIELDS = [
+    "access_token",
+    "token_secret",
+    "refresh_token",
+    "token_hint",
+    "earlier_access_tokens",
+    "scopes",
+    "expires_at",
+    "status",
+    "last_error",
+    "last_refreshed_at",
+    "last_checked_at",
+    "updated_at",
+]
+
+
 def refresh_token(token: XToken) -> Outcome:
     """OAuth 2.0: trade the refresh token for a new pair. OAuth 1.0a: re-verify.
 
@@ -166,7 +183,9 @@ def refresh_token(token: XToken) -> Outcome:
         return check_token(token)
     requested_at = timezone.now()
     with transaction.atomic():
-        locked = XToken.objects.select_for_update().select_related("profile").get(pk=token.pk)
+        # The token row alone: joining the profile would lock it too (FOR UPDATE locks
+        # every joined row) and read columns a refresh never uses.
+        locked = XToken.objects.select_for_update().get(pk=token.pk)
         if locked.last_refreshed_at and locked.last_refreshed_at >= requested_at:
             # Someone else refreshed while we waited for the lock; their pair is ours,
             # and the caller's copy must hold it too, not the pair X just spent.
@@ -196,7 +215,7 @@ def refresh_token(token: XToken) -> Outcome:
         locked.last_error = ""
         locked.last_refreshed_at = timezone.now()
         locked.last_checked_at = locked.last_refreshed_at
-        locked.save()
+        locked.save(update_fields=REFRESHED_FIELDS)
     _copy_state(locked, token)
     return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
 

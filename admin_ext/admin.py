@@ -97,6 +97,7 @@ class TokenActionsMixin:
         return super().changelist_view(request, extra_context)
 
 
+@admin.action(permissions=["delete"])
 def delete_selected_revoking_grants(modeladmin, request: HttpRequest, queryset: QuerySet):
     """Django's own "delete selected", with the number of X grants it will revoke."""
     response = django_delete_selected(modeladmin, request, queryset)

@@ -2,31 +2,52 @@
 
 Outcomes are written in small batches (what a job's threads finished since the
 last write, a fraction of a second's worth): the items' outcomes and their audit
-events in one transaction, so the trail and the job page can never disagree, in
-two statements instead of four round trips per account. Django's LogEntry (the
-admin's "Recent actions") is secondary and bulk-created the same way.
+events in one transaction, so the trail and the job page can never disagree.
+Most items of a batch end the same way ("Refreshed", 200), so each distinct
+outcome is one UPDATE of its items and one INSERT ... SELECT of their events,
+whose snapshots (screen name, X user id) the database copies from the profiles
+as they are after the action: two statements per outcome, however many items,
+and no model instance per account. Django's LogEntry (the admin's "Recent
+actions") is secondary and bulk-created the same way.
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Profile, XToken
+from accounts.models import Profile, TokenKind, XToken
 from accounts.tokens import Outcome
 from admin_ext.models import AuditEvent, AuditOutcome, BulkJob, BulkJobItem, ItemStatus
+
+# Far below every database's limit on query parameters.
+IDS_PER_STATEMENT = 500
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An item a runner holds, as read when it was claimed: enough to act on and record it."""
+
+    pk: int
+    token_id: int | None
+    profile_id: int | None
+    token_kind: str
+    screen_name: str
+    # Claimed after another runner's lease on it ran out: that runner may have
+    # acted on it before it stopped.
+    taken_over: bool = False
 
 
 @dataclass(frozen=True)
 class Finished:
-    """One item a runner's thread is done with: the token it used and what happened."""
+    """One item a runner's thread is done with, and what happened."""
 
-    item: BulkJobItem
-    token: XToken | None
+    item: Claimed
     outcome: Outcome
 
 
@@ -45,61 +66,87 @@ class Recorded:
 def record_outcomes(job: BulkJob, finished: list[Finished]) -> list[Recorded]:
     """Store the items' outcomes and their audit events together, or none of them."""
     now = timezone.now()
-    events, recorded = [], []
+    by_outcome: dict[Outcome, list[int]] = defaultdict(list)
     for done in finished:
-        item, token, outcome = done.item, done.token, done.outcome
-        item.status = ItemStatus.OK if outcome.ok else ItemStatus.FAILED
-        item.message = outcome.message
-        item.http_status = outcome.http_status
-        item.finished_at = now
-        profile = token.profile if token is not None else _item_profile(item)
-        screen_name = (profile.screen_name if profile else "") or item.screen_name
-        events.append(
-            AuditEvent(
-                actor_id=job.created_by_id,
-                actor_label=job.created_by_label,
-                action=job.action,
-                job=job,
-                profile=profile,
-                token=token,
-                token_kind=token.kind if token is not None else item.token_kind,
-                x_user_id=(profile.x_user_id or "") if profile else "",
-                screen_name=screen_name,
-                outcome=AuditOutcome.OK if outcome.ok else AuditOutcome.FAILED,
-                token_status=outcome.status,
-                http_status=outcome.http_status,
-                message=outcome.message,
-            )
-        )
-        kind = token.get_kind_display() if token is not None else "no token"
-        recorded.append(
-            Recorded(
-                ok=outcome.ok,
-                action=job.action,
-                token_id=token.pk if token is not None else None,
-                profile_id=profile.pk if profile else None,
-                label=f"@{screen_name} ({kind})" if screen_name else f"profile {item.profile_id}",
-                message=outcome.message,
-            )
-        )
-    # Most items of a batch end the same way ("Refreshed", 200): one UPDATE per
-    # distinct outcome is far cheaper than bulk_update's CASE per row.
-    by_outcome: dict[tuple, list[int]] = defaultdict(list)
-    for done in finished:
-        item = done.item
-        by_outcome[(item.status, item.message, item.http_status)].append(item.pk)
+        by_outcome[done.outcome].append(done.item.pk)
     with transaction.atomic():
-        for (status, message, http_status), pks in by_outcome.items():
-            BulkJobItem.objects.filter(pk__in=pks).update(
-                status=status, message=message, http_status=http_status, finished_at=now
-            )
-        AuditEvent.objects.bulk_create(events)
-    return recorded
+        for outcome, pks in by_outcome.items():
+            for start in range(0, len(pks), IDS_PER_STATEMENT):
+                chunk = pks[start : start + IDS_PER_STATEMENT]
+                BulkJobItem.objects.filter(pk__in=chunk).update(
+                    status=ItemStatus.OK if outcome.ok else ItemStatus.FAILED,
+                    message=outcome.message,
+                    http_status=outcome.http_status,
+                    finished_at=now,
+                )
+                _insert_audit_events(job, outcome, chunk, now)
+    return [_recorded(job, done) for done in finished]
 
 
-def _item_profile(item: BulkJobItem) -> Profile | None:
-    """The profile of an item without a token (claims load it with select_related)."""
-    return item.profile if item.profile_id is not None else None
+def _insert_audit_events(job: BulkJob, outcome: Outcome, item_ids: list[int], now: datetime):
+    """One AuditEvent per item, built by the database from the item and its profile.
+
+    Django has no INSERT ... SELECT, hence plain SQL (portable between PostgreSQL
+    and SQLite); the values of the outcome are parameters like any other.
+    """
+    quote = connection.ops.quote_name
+    event_columns = [
+        AuditEvent._meta.get_field(name).column
+        for name in (
+            "created_at",
+            "actor",
+            "actor_label",
+            "action",
+            "job",
+            "outcome",
+            "token_status",
+            "http_status",
+            "message",
+            "profile",
+            "token",
+            "token_kind",
+            "x_user_id",
+            "screen_name",
+        )
+    ]
+    placeholders = ", ".join(["%s"] * len(item_ids))
+    # Only names from the models' metadata are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(column) for column in event_columns)}) "
+        "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "item.profile_id, item.token_id, item.token_kind, COALESCE(profile.x_user_id, ''), "
+        "COALESCE(NULLIF(profile.screen_name, ''), item.screen_name) "
+        f"FROM {quote(BulkJobItem._meta.db_table)} item "
+        f"LEFT JOIN {quote(Profile._meta.db_table)} profile ON profile.id = item.profile_id "
+        f"WHERE item.id IN ({placeholders}) ORDER BY item.id"
+    )
+    values = [
+        connection.ops.adapt_datetimefield_value(now),
+        job.created_by_id,
+        job.created_by_label,
+        job.action,
+        job.pk,
+        AuditOutcome.OK if outcome.ok else AuditOutcome.FAILED,
+        outcome.status,
+        outcome.http_status,
+        outcome.message,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *item_ids])
+
+
+def _recorded(job: BulkJob, done: Finished) -> Recorded:
+    item = done.item
+    kind = TokenKind(item.token_kind).label if item.token_id is not None else "no token"
+    return Recorded(
+        ok=done.outcome.ok,
+        action=job.action,
+        token_id=item.token_id,
+        profile_id=item.profile_id,
+        label=f"@{item.screen_name} ({kind})" if item.screen_name else f"profile {item.pk}",
+        message=done.outcome.message,
+    )
 
 
 def write_log_entries(user_id: int | None, recorded: Iterable[Recorded]) -> None:

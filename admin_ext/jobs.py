@@ -14,8 +14,14 @@ process it by claiming small batches of items:
 - a 429 pauses the whole pool until X's reset time, then the same item is retried:
   rate limits delay a job, they never fail an account;
 - finished items are written with their audit events a few times a second, in one
-  transaction per batch; a runner killed outright may therefore redo the items of
-  its last fraction of a second (for a refresh: one more exchange, never a loss).
+  transaction per batch; a runner killed outright leaves the items of its last
+  fraction of a second claimed, and whoever takes them over does them again,
+  except a refresh whose token was already refreshed since the job was created
+  (the dead runner's exchange was stored): that one is recorded, not repeated;
+- the per-account work is only the call itself: claims read the few columns a
+  runner needs, an OAuth 2.0 refresh is handed its token by id (accounts.tokens
+  reads it under the row lock anyway), and outcomes are written per kind of
+  outcome, not per account (admin_ext.audit).
 """
 
 import logging
@@ -42,7 +48,7 @@ from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XTo
 from accounts.tokens import Outcome
 from accounts.x_client import XRateLimited
 from accounts.x_values import profile_text
-from admin_ext.audit import Finished, Recorded, record_outcomes, write_log_entries
+from admin_ext.audit import Claimed, Finished, Recorded, record_outcomes, write_log_entries
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, JobSource, TokenAction
 
 logger = logging.getLogger(__name__)
@@ -61,6 +67,10 @@ ITEM_CHUNK = 2000
 NO_TOKEN = Outcome(
     False, "", "No X token is stored for this account; it has not signed in with X."
 )
+ALREADY_REFRESHED = "Refreshed once already for this job; not exchanged again."
+# How often a runner with nothing to claim looks again while a stopped runner's
+# items wait for their lease to run out.
+LINGER_SECONDS = 1.0
 
 
 def claim_lease() -> timedelta:
@@ -202,6 +212,12 @@ def stalled_jobs() -> QuerySet[BulkJob]:
     )
 
 
+def has_work_to_share(job: BulkJob) -> bool:
+    """Whether more items are pending than one runner claims at a time."""
+    pending = BulkJobItem.objects.filter(job_id=job.pk, status=ItemStatus.PENDING)
+    return pending[: pool_size_for(job) + 1].count() > pool_size_for(job)
+
+
 def finish_if_complete(job: BulkJob) -> bool:
     """Mark the job finished once no item is left; safe when several runners race here."""
     open_items = BulkJobItem.objects.filter(
@@ -216,36 +232,56 @@ def finish_if_complete(job: BulkJob) -> bool:
 # Claiming --------------------------------------------------------------------------
 
 
-def claim_items(job: BulkJob, worker_id: str, size: int) -> list[BulkJobItem]:
+def claim_items(job: BulkJob, worker_id: str, size: int) -> list[Claimed]:
     """Take up to `size` pending items, topped up with items whose runner's lease ran out.
 
     Two plain queries rather than one with an OR, so each is an index range scan
     and a claim costs the same at the first item of a job as at the ten-thousandth.
+    The locking queries read the columns the runner needs, so no third query
+    loads the items.
     """
     now = timezone.now()
     items = BulkJobItem.objects.filter(job_id=job.pk).order_by("pk")
     with transaction.atomic():
-        ids = _lock_ids(items.filter(status=ItemStatus.PENDING), size)
-        if len(ids) < size:
+        rows = _lock(items.filter(status=ItemStatus.PENDING), size)
+        pending = len(rows)
+        if pending < size:
             stale = items.filter(status=ItemStatus.RUNNING, claimed_at__lt=now - claim_lease())
-            ids += _lock_ids(stale, size - len(ids))
-        if not ids:
+            rows += _lock(stale, size - pending)
+        if not rows:
             return []
-        BulkJobItem.objects.filter(pk__in=ids).update(
+        BulkJobItem.objects.filter(pk__in=[row[0] for row in rows]).update(
             status=ItemStatus.RUNNING, claimed_by=worker_id, claimed_at=now
         )
-    return list(BulkJobItem.objects.filter(pk__in=ids).select_related("profile").order_by("pk"))
+    return [Claimed(*row, taken_over=index >= pending) for index, row in enumerate(rows)]
 
 
-def _lock_ids(items: QuerySet[BulkJobItem], limit: int) -> list[int]:
-    return list(items.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+CLAIMED_COLUMNS = ("pk", "token_id", "profile_id", "token_kind", "screen_name")
 
 
-def release_items(items: list[BulkJobItem], worker_id: str) -> None:
+def _lock(items: QuerySet[BulkJobItem], limit: int) -> list[tuple]:
+    locked = items.select_for_update(skip_locked=True).values_list(*CLAIMED_COLUMNS)
+    return list(locked[:limit])
+
+
+def release_items(items: list[Claimed], worker_id: str) -> None:
     """Give unstarted items back at once, rather than leaving them to the lease."""
     BulkJobItem.objects.filter(
         pk__in=[item.pk for item in items], claimed_by=worker_id, status=ItemStatus.RUNNING
     ).update(status=ItemStatus.PENDING, claimed_by="", claimed_at=None)
+
+
+def others_hold_items(job: BulkJob, worker_id: str, silent_for: float = 0.0) -> bool:
+    """Whether other runners hold items of the job whose claim has not been renewed
+    for `silent_for` seconds (a live runner renews its claims every heartbeat)."""
+    silent_since = timezone.now() - timedelta(seconds=silent_for)
+    return (
+        BulkJobItem.objects.filter(
+            job_id=job.pk, status=ItemStatus.RUNNING, claimed_at__lte=silent_since
+        )
+        .exclude(claimed_by=worker_id)
+        .exists()
+    )
 
 
 # Rate limits -------------------------------------------------------------------------
@@ -282,6 +318,10 @@ class RateLimitGate:
 
 
 # Running ---------------------------------------------------------------------------
+
+
+def _refreshed_by_id(item: Claimed) -> bool:
+    return bool(item.token_id) and item.token_kind == TokenKind.OAUTH2 and not item.taken_over
 
 
 ProgressCallback = Callable[[int, int, int], None]
@@ -362,9 +402,12 @@ def new_worker_id() -> str:
 class _Runner:
     """One runner on one job: a feeder (the calling thread) and a pool of callers.
 
-    The feeder claims items, loads their tokens in one query per batch, hands them
-    to the threads, and writes what they finished in batches; the threads only
-    call accounts.tokens.
+    The feeder claims items, loads the tokens that need loading in one query per
+    batch, hands them to the threads, and writes what they finished in batches;
+    the threads only call accounts.tokens. When nothing is left to claim but
+    another runner seems to have died holding items, the feeder waits for that
+    runner's lease to run out and takes them over, so a job finishes without
+    waiting for its watchdog.
     """
 
     def __init__(
@@ -381,12 +424,13 @@ class _Runner:
         self.stop = stop or threading.Event()
         self.worker_id = new_worker_id()
         self.gate = RateLimitGate(settings.ADMIN_EXT_MAX_RATE_LIMIT_WAIT)
-        self.todo: queue.Queue[tuple[BulkJobItem, XToken | None] | None] = queue.Queue(
+        self.todo: queue.Queue[tuple[Claimed, XToken | None] | None] = queue.Queue(
             maxsize=self.pool_size
         )
         self.finished: queue.Queue[Finished] = queue.Queue()
         self.unlogged: list[Recorded] = []
         self.last_beat = self.last_log_flush = self.last_record = 0.0
+        self.ran_out_at: float | None = None
         self.record_every = RECORD_SECONDS
         start = job_progress(job)
         self.ok, self.failed, self.total = start.ok, start.failed, start.total
@@ -406,18 +450,26 @@ class _Runner:
             self._flush_log_entries()
             self._report()
 
-    def _claim(self) -> list[tuple[BulkJobItem, XToken | None]]:
+    def _claim(self) -> list[tuple[Claimed, XToken | None]]:
         items = claim_items(self.job, self.worker_id, self.pool_size)
-        token_ids = [item.token_id for item in items if item.token_id]
+        by_id: dict[int, XToken] = {}
         tokens = XToken.objects.select_related("profile")
         if self.job.action == TokenAction.REFRESH:
-            # An OAuth 2.0 refresh re-reads its token under the row lock: decrypting
-            # it here too would be wasted. OAuth 1.0a "refresh" re-verifies: load it.
+            # An OAuth 2.0 refresh reads its token under the row lock: reading it
+            # here too would be a second lookup per account, so it is handed over
+            # by id. Items taken over from a stopped runner are read, to see whether
+            # that runner refreshed them already; OAuth 1.0a "refresh" re-verifies.
+            for item in items:
+                if _refreshed_by_id(item):
+                    by_id[item.token_id] = XToken(
+                        pk=item.token_id, profile_id=item.profile_id, kind=TokenKind.OAUTH2
+                    )
+            to_read = [i.token_id for i in items if i.token_id and i.token_id not in by_id]
             oauth2 = tokens.filter(kind=TokenKind.OAUTH2).defer(*SECRET_COLUMNS)
-            by_id = oauth2.in_bulk(token_ids)
-            by_id |= tokens.exclude(kind=TokenKind.OAUTH2).in_bulk(token_ids)
+            by_id |= oauth2.in_bulk(to_read)
+            by_id |= tokens.exclude(kind=TokenKind.OAUTH2).in_bulk(to_read)
         else:
-            by_id = tokens.in_bulk(token_ids)
+            by_id = tokens.in_bulk([item.token_id for item in items if item.token_id])
         return [(item, by_id.get(item.token_id)) for item in items]
 
     def _run_inline(self) -> None:
@@ -460,7 +512,11 @@ class _Runner:
         while not self.stop.is_set():
             batch = self._claim()
             if not batch:
-                return
+                if not self._others_may_have_died():
+                    return
+                self._pause(LINGER_SECONDS)
+                continue
+            self.ran_out_at = None
             for index, work in enumerate(batch):
                 if not self._hand_over(work):
                     release_items([item for item, _ in batch[index:]], self.worker_id)
@@ -476,6 +532,27 @@ class _Runner:
                 self._tick()
                 return True
         return False
+
+    def _others_may_have_died(self) -> bool:
+        """Whether to wait for items other runners hold rather than leave now.
+
+        Claims renewed lately belong to a live runner, which will finish them;
+        claims silent for two heartbeats belong to a runner that has most likely
+        died, and are taken over when its lease runs out. Right after running out
+        of work a runner cannot tell yet, so it watches for two heartbeats first.
+        """
+        now = time.monotonic()
+        self.ran_out_at = self.ran_out_at or now
+        learning = now - self.ran_out_at < 2 * HEARTBEAT_SECONDS + LINGER_SECONDS
+        silent_for = 0.0 if learning else 2 * HEARTBEAT_SECONDS
+        return others_hold_items(self.job, self.worker_id, silent_for)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, still recording, beating and answering `stop`."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self.stop.wait(0.2)
+            self._tick()
 
     def _release_queued(self) -> None:
         leftovers = []
@@ -501,7 +578,10 @@ class _Runner:
         finally:
             connections.close_all()
 
-    def _process(self, item: BulkJobItem, token: XToken | None) -> None:
+    def _process(self, item: Claimed, token: XToken | None) -> None:
+        if outcome := self._done_already(item, token):
+            self.finished.put(Finished(item, outcome))
+            return
         fresh = True
         while True:
             waited = self.gate.wait(self.stop)
@@ -520,6 +600,9 @@ class _Runner:
             except XRateLimited as limited:
                 self.gate.close_for(limited)
                 fresh = False
+            except XToken.DoesNotExist:
+                outcome = NO_TOKEN  # deleted since the claim (a person disconnected X)
+                break
             except Exception as error:
                 logger.exception(
                     "Bulk job %s: %s failed on item %s", self.job.pk, self.job.action, item.pk
@@ -530,7 +613,18 @@ class _Runner:
                     f"Unexpected error ({type(error).__name__}); details are in the server log.",
                 )
                 break
-        self.finished.put(Finished(item, token, outcome))
+        self.finished.put(Finished(item, outcome))
+
+    def _done_already(self, item: Claimed, token: XToken | None) -> Outcome | None:
+        """A taken-over refresh whose token was refreshed since the job was created:
+        the stopped runner's exchange was stored, and doing it again would only
+        spend one more refresh token at X."""
+        if not (item.taken_over and self.job.action == TokenAction.REFRESH and token):
+            return None
+        refreshed = token.last_refreshed_at
+        if token.kind != TokenKind.OAUTH2 or not refreshed or refreshed < self.job.created_at:
+            return None
+        return Outcome(True, token.status, ALREADY_REFRESHED, 200)
 
     def _tick(self) -> None:
         now = time.monotonic()

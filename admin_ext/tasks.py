@@ -2,6 +2,10 @@
 
 The task's only argument is the job id: the selection lives in BulkJobItem rows,
 so a task can be run again, by any worker, and it simply continues the job.
+Every running worker takes part in a big job: each runner, as it starts, leaves
+one more copy of the task in the queue for the next idle worker (see
+`_invite_another_runner`), and all of them share the job's items through their
+claims (admin_ext.jobs).
 """
 
 import threading
@@ -26,6 +30,7 @@ def run_bulk_job(job_id: int) -> dict[str, int | str]:
     if job is None or job.is_finished:
         return {}
     _schedule_watchdog(job_id)
+    _invite_another_runner(job)
     stop = threading.Event()
     with jobs.stop_on_shutdown(stop):
         return jobs.run_job(job, stop=stop).as_dict()
@@ -34,6 +39,19 @@ def run_bulk_job(job_id: int) -> dict[str, int | str]:
 def _schedule_watchdog(job_id: int) -> None:
     run_after = timezone.now() + 2 * jobs.claim_lease()
     run_bulk_job.using(run_after=run_after).enqueue(job_id)
+
+
+def _invite_another_runner(job: BulkJob) -> None:
+    """Queue one more runner while the job has more work than this runner's first claim.
+
+    A worker busy with this job never takes the copy (a worker runs one task at a
+    time), so it waits for an idle one: with W workers the job gets W runners, one
+    each, plus at most one copy waiting, which returns at once if it only starts
+    after the job is done. A worker that starts mid-job (a restart, a new
+    machine) picks that copy up and joins in.
+    """
+    if jobs.has_work_to_share(job):
+        run_bulk_job.enqueue(job.pk)
 
 
 def enqueue_job(job: BulkJob) -> None:

@@ -14,6 +14,7 @@ from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.db import connection
 
+from accounts import tokens as token_ops
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from admin_ext import jobs
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
@@ -346,3 +347,52 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+@pytest.mark.django_db
+def test_a_taken_over_refresh_already_stored_is_recorded_not_exchanged_again(x_sandbox, settings):
+    """A runner killed after storing a new pair but before recording its item: the
+    runner taking the item over records it, and X is not asked a second time."""
+    tokens = sign_in_many(x_sandbox, 4)
+    job = refresh_job(tokens)
+    dead_runners_items = jobs.claim_items(job, "worker-that-crashed", 2)
+    for item in dead_runners_items:
+        token_ops.refresh_token(XToken.objects.get(pk=item.token_id))
+    settings.ADMIN_EXT_CLAIM_LEASE = 0
+
+    progress = jobs.run_job(BulkJob.objects.get(pk=job.pk))
+
+    assert (progress.ok, progress.failed, progress.state) == (4, 0, "done")
+    assert token_calls(x_sandbox, TOKEN_PATH) == 4, "each account exchanged once"
+    assert all_refreshed_once(x_sandbox, tokens)
+    taken_over = BulkJobItem.objects.filter(pk__in=[item.pk for item in dead_runners_items])
+    assert {item.message for item in taken_over} == {jobs.ALREADY_REFRESHED}
+    assert AuditEvent.objects.filter(job=job, outcome="ok").count() == 4
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_every_running_worker_takes_part_in_a_job_enqueued_once(x_sandbox):
+    x_sandbox.config(latency_ms=100)
+    tokens = sign_in_many(x_sandbox, 40)
+    job = refresh_job(tokens, run_in_background=True)
+    enqueue_job(job)
+    # A long lease puts the watchdog copy of the task two minutes away: only the
+    # job's own invitation can bring the second worker in.
+    env = {**worker_environment(x_sandbox), "ADMIN_EXT_CLAIM_LEASE": "60"}
+
+    workers = [subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env) for _ in range(2)]
+    try:
+        wait_for(lambda: BulkJob.objects.get(pk=job.pk).is_finished, "the job to finish")
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+
+    runners = set(BulkJobItem.objects.filter(job=job).values_list("claimed_by", flat=True))
+    pids = {runner.rsplit("-", 2)[1] for runner in runners}
+    assert pids == {str(worker.pid) for worker in workers}, "both workers refreshed tokens"
+    assert token_calls(x_sandbox, TOKEN_PATH) == 40
+    assert AuditEvent.objects.filter(job=job).count() == 40
+    assert all_refreshed_once(x_sandbox, tokens)
