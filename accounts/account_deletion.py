@@ -78,6 +78,9 @@ def delete_account(user: AbstractBaseUser) -> Deletion:
         end_sessions_of(user.pk)
         _anonymise_snapshots(identity)
         user.delete()
+        # Again for what the cascade itself wrote: a token a sign-in created meanwhile
+        # is queued as a pending revocation, with the person's name, by its pre_delete.
+        _anonymise_snapshots(identity)
         AccountDeletion.objects.create(
             subject_hash=subject_hash(identity.x_user_id),
             grants_revoked=len(tokens) - pending,
