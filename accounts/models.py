@@ -317,3 +317,26 @@ class PendingRevocation(TalliedModel, models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.resolved_at is not None
+
+
+class AccountDeletion(models.Model):
+    """The only trace of a person who deleted their account: when, and a keyed hash.
+
+    No name, no X id, no user id. `subject_hash` is an HMAC of the X user id keyed
+    from SECRET_KEY (accounts.account_deletion.subject_hash), so staff can see that
+    one X account was deleted twice without being able to tell whose it was.
+    """
+
+    subject_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    grants_revoked = models.PositiveIntegerField(default=0)
+    grants_pending = models.PositiveIntegerField(
+        default=0, help_text="Grants X did not confirm revoked yet (kept as pending revocations)."
+    )
+
+    class Meta:
+        ordering = ["-deleted_at", "-id"]
+        verbose_name = "account deletion"
+
+    def __str__(self) -> str:
+        return f"Account deleted {self.deleted_at:%Y-%m-%d %H:%M}"

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from accounts import views
+from accounts import account_views, views
 
 urlpatterns = [
     path("login/", views.login_page, name="login"),
@@ -11,5 +11,8 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="login", query_string=True),
     ),
     path("profile/", views.profile, name="profile"),
-    path("profile/disconnect/", views.disconnect, name="disconnect_x"),
+    path("account/", account_views.account, name="account"),
+    path("account/data.json", account_views.download, name="account_download"),
+    path("account/disconnect/", account_views.disconnect, name="disconnect_x"),
+    path("account/delete/", account_views.delete, name="account_delete"),
 ]

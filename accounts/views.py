@@ -1,16 +1,14 @@
-"""Pages around signing in with X: the sign-in page, the profile, and Disconnect X."""
+"""Pages around signing in with X: the sign-in page and the profile (the rest of a
+person's account, Disconnect X included, is in accounts.account_views)."""
 
 from urllib.parse import urlsplit
 
 from allauth.account.utils import get_next_redirect_url
 from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
-from django.views.decorators.http import require_POST
 
 from accounts import signin
 from accounts.models import Profile
@@ -57,17 +55,3 @@ def profile(request: HttpRequest) -> HttpResponse:
         "avatar": _web_link(profile.profile_image_url),
     }
     return render(request, "accounts/profile.html", context)
-
-
-@require_POST
-@login_required
-def disconnect(request: HttpRequest) -> HttpResponse:
-    """Revoke the tokens at X, delete them here, then sign out; or keep them and say why."""
-    profile, _ = Profile.objects.get_or_create(user=request.user)
-    result = signin.disconnect_x(profile)
-    if not result.ok:
-        messages.error(request, result.message)
-        return redirect("profile")
-    logout(request)
-    messages.success(request, result.message)
-    return redirect("home")

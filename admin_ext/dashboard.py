@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import CharField, Count, Value
 from django.utils import timezone
 
-from accounts.models import TokenKind, TokenStatus, XToken
+from accounts.models import AccountDeletion, TokenKind, TokenStatus, XToken
 from admin_ext.models import AuditEvent, BulkJob, ItemStatus
 from tallies import counting, keys
 
@@ -111,6 +111,14 @@ def token_health(tallies: Counter) -> dict[str, int]:
 def pending_revocations(tallies: Counter) -> int:
     """Grants the site gave up that X has not yet confirmed revoked (the workers retry them)."""
     return tallies[keys.PENDING_REVOCATIONS]
+
+
+def account_deletions() -> tuple[int, int]:
+    """Accounts their owners deleted, and how many distinct X accounts those were."""
+    counts = AccountDeletion.objects.aggregate(
+        deleted=Count("pk"), distinct=Count("subject_hash", distinct=True)
+    )
+    return counts["deleted"], counts["distinct"]
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,7 @@ def test_disconnect_with_an_unreadable_token_keeps_the_grant_for_when_the_key_re
     client = Client()
     client.force_login(lost.profile.user)
 
-    response = client.post("/profile/disconnect/", follow=True)
+    response = client.post("/account/disconnect/", follow=True)
 
     assert response.status_code == 200
     assert "X has not yet confirmed" in response.content.decode()

@@ -58,6 +58,8 @@ def test_oauth1_sign_in_profile_and_disconnect(page, site, x_sandbox, csp_refusa
     assert "Does not expire" in connection
     assert page.locator("img.avatar").evaluate("img => img.complete && img.naturalWidth > 0")
 
+    page.get_by_role("link", name="Disconnect X").click()
+    page.wait_for_url(site + "/account/disconnect/")
     page.get_by_role("button", name="Disconnect X").click()
 
     page.wait_for_url(site + "/")
@@ -78,7 +80,7 @@ def test_oauth2_sign_in_on_a_phone_and_sign_out(mobile_page, site, csp_refusals)
     assert "OAuth 2.0" in connection and "Expires" in connection
     assert "Website" not in page.locator(".profile-card").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.get_by_role("button", name="Disconnect X").is_visible()
+    assert page.get_by_role("link", name="Disconnect X").is_visible()
 
     page.get_by_role("button", name="Sign out").click()
 

@@ -325,7 +325,7 @@ def test_disconnect_revokes_at_x_deletes_here_and_signs_out(x, provider, revoke_
     token = XToken.objects.get()
     access_token, token_secret = token.access_token, token.token_secret
 
-    response = client.post("/profile/disconnect/", follow=True)
+    response = client.post("/account/disconnect/", follow=True)
 
     assert response.redirect_chain == [("/", 302)]
     assert "Disconnected from X" in response.content.decode()
@@ -350,7 +350,7 @@ def test_disconnect_while_x_is_down_keeps_the_grant_pending_until_x_confirms(x, 
     access_token, token_secret = token.access_token, token.token_secret
     x.fault("/1.1/oauth/invalidate_token", status=503)
 
-    response = client.post("/profile/disconnect/", follow=True)
+    response = client.post("/account/disconnect/", follow=True)
 
     assert response.redirect_chain == [("/", 302)]
     page = response.content.decode()
@@ -372,7 +372,7 @@ def test_signing_in_after_disconnect_lands_on_the_same_user(x):
     client = Client()
     sign_in(client, OAUTH1, "private_pat")
     user = signed_in_user(client)
-    client.post("/profile/disconnect/")
+    client.post("/account/disconnect/")
 
     sign_in(client, OAUTH2, "private_pat")
 

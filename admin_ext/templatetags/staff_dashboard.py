@@ -37,6 +37,8 @@ class Dashboard:
     chart: dashboard.ActivityChart | None = None
     jobs: list[dashboard.JobSummary] | None = None
     audit_events: list | None = None
+    # Accounts their owners deleted, and how many distinct X accounts those were.
+    deletions: tuple[int, int] | None = None
     profiles_url: str | None = None
     jobs_url: str | None = None
     audit_url: str | None = None
@@ -119,6 +121,7 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
         ]
         board.chart = dashboard.activity_chart(dashboard.daily_activity(tallies, today))
         board.profiles_url = _changelist("accounts_profile")
+        board.deletions = dashboard.account_deletions()
     if sees["tokens"]:
         board.token_rows = _token_rows(dashboard.token_health(tallies))
     if sees["pending"]:
