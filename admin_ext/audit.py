@@ -112,7 +112,9 @@ def _insert_audit_events(job: BulkJob, outcome: Outcome, item_ids: list[int], no
         f"({', '.join(quote(column) for column in event_columns)}) "
         "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, "
         "item.profile_id, item.token_id, item.token_kind, COALESCE(profile.x_user_id, ''), "
-        "COALESCE(NULLIF(profile.screen_name, ''), item.screen_name) "
+        # The item's copy was cleaned when the job was made; the profile row may
+        # predate the cleaning of X's values, and SQL cannot clean it here.
+        "COALESCE(NULLIF(item.screen_name, ''), profile.screen_name, '') "
         f"FROM {quote(BulkJobItem._meta.db_table)} item "
         f"LEFT JOIN {quote(Profile._meta.db_table)} profile ON profile.id = item.profile_id "
         f"WHERE item.id IN ({placeholders}) ORDER BY item.id"
