@@ -21,6 +21,9 @@ from accounts import x_values
 
 logger = logging.getLogger(__name__)
 
+# How much of an error body X sent is kept: enough to read, bounded for every column it reaches.
+ERROR_TEXT_LIMIT = 200
+
 V2_USER_FIELDS = (
     "created_at,description,location,profile_image_url,protected,public_metrics,url,verified"
 )
@@ -260,21 +263,31 @@ def rate_limit_of(response: requests.Response) -> RateLimit:
 
 
 def _error_text(response: requests.Response) -> tuple[str, int | None]:
-    """X's own error message and code, from whichever error shape it used."""
+    """X's own error message and code, cleaned like every other value from X.
+
+    The message ends up in a token's last_error, the audit trail and the admin; a
+    NUL or an escape in it would fail PostgreSQL or reach a terminal.
+    """
+    message, code = _raw_error_text(response)
+    text = x_values.clean_text(message)[:ERROR_TEXT_LIMIT] or "no message"
+    return text, code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def _raw_error_text(response: requests.Response) -> tuple[object, object]:
+    """The message and code from whichever error shape X used, unchecked."""
     try:
         body = response.json()
     except ValueError:
-        text = response.text.strip()
-        return (text[:200] or response.reason or "no message"), None
+        return response.text.strip() or response.reason, None
     if isinstance(body, dict):
-        if body.get("errors") and isinstance(body["errors"], list):
-            first = body["errors"][0]
-            return str(first.get("message", "")), first.get("code")
+        errors = body.get("errors")
+        if errors and isinstance(errors, list) and isinstance(errors[0], dict):
+            return str(errors[0].get("message", "")), errors[0].get("code")
         if "error_description" in body or "error" in body:
             return str(body.get("error_description") or body.get("error")), None
         if "detail" in body or "title" in body:
             return str(body.get("detail") or body.get("title")), None
-    return str(body)[:200], None
+    return str(body), None
 
 
 def _oauth_error_code(response: requests.Response) -> str:

@@ -138,8 +138,11 @@ class SandboxControl:
         delay_ms: int | None = None,
         drop: bool = False,
         late_ms: int | None = None,
+        message: str | None = None,
     ) -> None:
         body: dict[str, Any] = {"path": path, "times": times, "drop": drop}
+        if message is not None:
+            body["message"] = message
         if status is not None:
             body["status"] = status
         if delay_ms is not None:

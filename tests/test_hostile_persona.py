@@ -20,7 +20,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from accounts.models import Profile, TokenKind
+from accounts.models import Profile, TokenKind, TokenStatus
+from accounts.tokens import check_token
 from admin_ext.models import BulkJob
 from tests.sandbox import point_browser_site_at
 from tests.test_admin_actions import post_action
@@ -278,3 +279,29 @@ def test_exports_of_a_stored_hostile_row_hold_no_control_character(client, boss)
     assert unsafe_in(csv_text) == []
     assert "'=1+1[2J\nsecond line" in csv_text.replace("\r\n", "\n")
     assert unsafe_in(command_output("json")) == []
+
+
+HOSTILE_ERROR = "Over\x00 capacity \x1b[31m\u202e" + "x" * 5000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        (TokenKind.OAUTH1, "/1.1/account/verify_credentials.json"),
+        (TokenKind.OAUTH2, "/2/users/me"),
+    ],
+)
+def test_a_hostile_error_body_from_x_is_stored_clean(settings, x_sandbox, kind, path):
+    """X's error text reaches last_error and the audit trail: NUL would fail PostgreSQL."""
+    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    token = issue_sign_in(x_sandbox, "ada_lovelace", kind)
+    x_sandbox.fault(path, status=503, times=5, message=HOSTILE_ERROR)
+
+    outcome = check_token(token)
+
+    token.refresh_from_db()
+    assert not outcome.ok and token.status == TokenStatus.ERROR
+    assert "Over capacity" in token.last_error
+    assert unsafe_in(token.last_error) == [] and unsafe_in(outcome.message) == []
+    assert len(token.last_error) < 400

@@ -61,7 +61,8 @@ Control API (JSON in and out; not part of X; never delayed, faulted or logged):
     answering), or ``"late_ms": 2000`` (handle the call and commit what it does -- a
     refresh token spent, a new pair issued -- then hold the answer back: X answering
     after the client's timeout; not combinable with status or drop). The path is
-    matched exactly; ``times`` defaults to 1. -> 201.
+    matched exactly; ``times`` defaults to 1; ``"message"`` replaces X's error text
+    in a status fault's body (hostile error bodies). -> 201.
 ``DELETE /_sandbox/faults``
     Disarm every fault.
 ``POST /_sandbox/clock``

@@ -110,9 +110,11 @@ class SandboxApp:
             return None
         if request.path.startswith("/2/"):
             return oauth2.problem(
-                fault.status, "Service Unavailable" if fault.status == 503 else "Error"
+                fault.status,
+                fault.message or ("Service Unavailable" if fault.status == 503 else "Error"),
             )
         code, message = (130, "Over capacity") if fault.status == 503 else (131, "Internal error")
+        message = fault.message or message
         return json_response(fault.status, {"errors": [{"code": code, "message": message}]})
 
     def _dispatch(self, request: Request) -> Response:

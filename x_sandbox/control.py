@@ -61,7 +61,7 @@ def add_fault(sandbox: Sandbox, request: Request) -> Response:
     data = _json_object(request)
     path, status = data.get("path"), data.get("status")
     delay_ms, drop, times = data.get("delay_ms", 0), data.get("drop", False), data.get("times", 1)
-    late_ms = data.get("late_ms", 0)
+    late_ms, message = data.get("late_ms", 0), data.get("message", "")
     valid = (
         isinstance(path, str)
         and path.startswith("/")
@@ -69,6 +69,7 @@ def add_fault(sandbox: Sandbox, request: Request) -> Response:
         and isinstance(delay_ms, int)
         and isinstance(late_ms, int)
         and isinstance(drop, bool)
+        and isinstance(message, str)
         and isinstance(times, int)
         and times > 0
         and (status is not None or delay_ms > 0 or drop or late_ms > 0)
@@ -80,7 +81,15 @@ def add_fault(sandbox: Sandbox, request: Request) -> Response:
             "late_ms goes with neither status nor drop; times > 0"
         )
     sandbox.add_fault(
-        Fault(path=path, times=times, status=status, delay_ms=delay_ms, drop=drop, late_ms=late_ms)
+        Fault(
+            path=path,
+            times=times,
+            status=status,
+            delay_ms=delay_ms,
+            drop=drop,
+            late_ms=late_ms,
+            message=message,
+        )
     )
     return json_response(201, {"fault": data})
 

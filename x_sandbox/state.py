@@ -110,6 +110,8 @@ class Fault:
     # Run the call (a refresh rotates, a token is issued) and only then hold the
     # answer back: what a client that gave up waiting never learns about.
     late_ms: int = 0
+    # X's error text in the answer instead of the usual one ("" keeps X's usual text).
+    message: str = ""
 
 
 @dataclass
