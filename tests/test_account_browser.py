@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.sandbox import point_browser_site_at
 from tests.test_account_self_service import ADA, grants_alive, held_tokens, traces_of
 from tests.test_signin_browser import sign_in_with_x
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def site(live_server, x_sandbox, settings):
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    point_browser_site_at(settings, x_sandbox.base_url)
     settings.X_HTTP_RETRIES = 0
     return live_server.url
 

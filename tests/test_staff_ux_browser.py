@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from accounts.models import TokenKind, TokenStatus, XToken
 from admin_ext.models import BulkJob
+from tests.sandbox import point_browser_site_at
 from tests.test_admin_support import (
     access_token_is_live,
     run_queued_jobs,
@@ -25,7 +26,7 @@ WIDE = {"width": 1440, "height": 900}
 
 @pytest.fixture(autouse=True)
 def site_uses_sandbox(settings, x_sandbox):
-    settings.X_API_BASE_URL = settings.X_WEB_BASE_URL = x_sandbox.base_url
+    point_browser_site_at(settings, x_sandbox.base_url)
     return x_sandbox
 
 
