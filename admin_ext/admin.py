@@ -66,6 +66,9 @@ from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, Token
 from admin_ext.paginators import EstimatedCountPaginator
 from admin_ext.tasks import enqueue_job
 
+# Query parameters that page or sort a list without narrowing it.
+UNFILTERING_PARAMETERS = {"p", "o", "_changelist_filters"}
+
 admin.site.site_header = f"{settings.SITE_NAME} staff"
 admin.site.site_title = f"{settings.SITE_NAME} staff"
 admin.site.index_title = "Accounts, tokens and jobs"
@@ -292,6 +295,14 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
         ("created_at", "updated_at"),
     )
     readonly_fields = flatten(fields)
+
+    def get_paginator(
+        self, request: HttpRequest, queryset: QuerySet, per_page: int, *args, **kwargs
+    ):
+        paginator = super().get_paginator(request, queryset, per_page, *args, **kwargs)
+        if not set(request.GET) - UNFILTERING_PARAMETERS:
+            paginator.estimate_from = Profile.objects.all()
+        return paginator
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """X accounts only: a staff account's empty profile is no row to list or export
