@@ -148,7 +148,8 @@ def start_refresh_of_everything(session: requests.Session, site: str) -> int:
         headers={"Origin": site, "Referer": changelist},
         timeout=120,
     )
-    job = JOB_LINK.search(answer.text)
+    # The action answers by taking the browser to the job's page.
+    job = JOB_LINK.search(answer.url) or JOB_LINK.search(answer.text)
     if answer.status_code != 200 or job is None:
         raise SystemExit(f"the refresh action answered {answer.status_code} without a job link")
     return int(job.group(1))
