@@ -252,6 +252,7 @@ def test_the_staff_dashboard_is_in_spanish_when_the_browser_asks_for_it(staff, p
     for spanish in ("Salud de los tokens", "Últimos 30 días", "Nuevas esta semana", "Cuentas"):
         assert spanish in html
     assert "Trabajos y auditoría" in html  # the staff site's own model groups
+    assert 'action="/i18n/setlang/"' in html  # the switcher, in the admin's footer
     assert english_on(visible_text(html)) == []
 
 
