@@ -30,6 +30,7 @@ from allauth.socialaccount.models import SocialAccount, SocialLogin
 from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+from django.contrib.sessions.backends.base import UpdateError
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
@@ -39,7 +40,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import revocation
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
-from accounts.models import Profile, TokenKind, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.profiles import upsert_from_x
 from accounts.tokens import store_token
 from accounts.x_client import XUser
@@ -129,6 +130,13 @@ X_TIMEOUT = Failure(
     gettext_lazy("X took too long to answer"),
     gettext_lazy("We gave up waiting for X. Nothing was stored; please try again in a moment."),
 )
+SESSION_ENDED = Failure(
+    "session_ended",
+    400,
+    "Your session ended during the sign-in",
+    "This browser was signed out while the sign-in was under way, for example from "
+    "another tab. Nothing was stored; start again from our sign-in page.",
+)
 FAILED = Failure(
     "failed",
     400,
@@ -217,6 +225,18 @@ def mark_spent(request: HttpRequest, provider_id: str, value: str) -> None:
     spent = list(request.session.get(SPENT_SESSION_KEY, []))
     spent.append(_fingerprint(provider_id, value))
     request.session[SPENT_SESSION_KEY] = spent[-SPENT_REMEMBERED:]
+
+
+def forget_ended_session(request: HttpRequest) -> None:
+    """Start this browser afresh after its session row vanished mid-request.
+
+    allauth saves the session in the middle of a sign-in (to stash or use up its
+    state); when another request deleted that session meanwhile (a sign-out in
+    another tab), the save raises UpdateError. Left alone, the same error would
+    come back when SessionMiddleware saves at the end: dropping the session here
+    lets the failure page be shown and its cookie be cleared.
+    """
+    request.session.flush()
 
 
 def save_session_despite_error(request: HttpRequest, response: HttpResponse) -> None:
@@ -412,6 +432,8 @@ def failure_for(
         return X_ERROR
     if isinstance(exception, PermissionDenied):
         return MISSING
+    if isinstance(exception, UpdateError):
+        return SESSION_ENDED
     if exception is None and request.GET.get("error"):
         # X refused the authorization request itself (invalid_scope and the like).
         return X_ERROR
@@ -680,6 +702,7 @@ def disconnect_x(profile: Profile) -> Disconnection:
     """
     tokens = list(profile.tokens.all())
     unconfirmed = 0
+    maybe_unseen_pair = any(token.status == TokenStatus.NEEDS_SIGN_IN for token in tokens)
     for token in tokens:
         outcome = revocation.end_token_grant(token, "Disconnect X")
         if not outcome.ok:
@@ -712,6 +735,14 @@ def disconnect_x(profile: Profile) -> Disconnection:
                 "X has not yet confirmed that it revoked that access, so we keep asking it until "
                 "it does."
             ),
+        )
+    if maybe_unseen_pair:
+        # A refresh X answered too late: X may honour a pair we never received.
+        return Disconnection(
+            True,
+            "Disconnected: we revoked at X every access we held, deleted it here and signed "
+            "you out. X may still honour one access it issued but never delivered to us; to "
+            "end it, remove this app at X (Settings, Security, Connected apps).",
         )
     return Disconnection(
         True,

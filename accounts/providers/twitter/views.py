@@ -20,6 +20,7 @@ from allauth.socialaccount.providers.oauth.views import (
     OAuthCallbackView,
     OAuthLoginView,
 )
+from django.contrib.sessions.backends.base import UpdateError
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
@@ -128,6 +129,9 @@ class XOAuthLoginView(OAuthLoginView):
         except requests.RequestException as exc:
             # Getting the request token is the one call to X before the redirect.
             return render_authentication_error(request, provider, exception=exc)
+        except UpdateError as exc:
+            signin.forget_ended_session(request)
+            return render_authentication_error(request, provider, exception=exc)
 
 
 class XOAuthCallbackView(OAuthCallbackView):
@@ -142,6 +146,10 @@ class XOAuthCallbackView(OAuthCallbackView):
         except (signin.SignInRefused, requests.RequestException, PermissionDenied) as exc:
             signin.end_grant_not_kept(request, failed=True)
             response = render_authentication_error(request, provider, exception=exc)
+        except UpdateError as exc:
+            signin.end_grant_not_kept(request, failed=True)
+            signin.forget_ended_session(request)
+            return render_authentication_error(request, provider, exception=exc)
         except BaseException:
             signin.end_grant_not_kept(request, failed=True)
             raise

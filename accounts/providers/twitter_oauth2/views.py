@@ -14,6 +14,7 @@ from allauth.socialaccount.providers.oauth2.views import (
     OAuth2LoginView,
 )
 from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
 from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts import signin, x_client
@@ -92,8 +93,12 @@ def _configured_provider(adapter: OAuth2Adapter):
 
 class XOAuth2LoginView(OAuth2LoginView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        _configured_provider(self.adapter)
-        return super().dispatch(request, *args, **kwargs)
+        provider = _configured_provider(self.adapter)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except UpdateError as exc:
+            signin.forget_ended_session(request)
+            return render_authentication_error(request, provider, exception=exc)
 
 
 class XOAuth2CallbackView(OAuth2CallbackView):
@@ -105,6 +110,10 @@ class XOAuth2CallbackView(OAuth2CallbackView):
             return render_authentication_error(request, provider, exception=exc)
         try:
             response = super().dispatch(request, *args, **kwargs)
+        except UpdateError as exc:
+            signin.end_grant_not_kept(request, failed=True)
+            signin.forget_ended_session(request)
+            return render_authentication_error(request, provider, exception=exc)
         except BaseException:
             signin.end_grant_not_kept(request, failed=True)
             raise
