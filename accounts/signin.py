@@ -133,9 +133,11 @@ X_TIMEOUT = Failure(
 SESSION_ENDED = Failure(
     "session_ended",
     400,
-    "Your session ended during the sign-in",
-    "This browser was signed out while the sign-in was under way, for example from "
-    "another tab. Nothing was stored; start again from our sign-in page.",
+    gettext_lazy("Your session ended during the sign-in"),
+    gettext_lazy(
+        "This browser was signed out while the sign-in was under way, for example from "
+        "another tab. Nothing was stored; start again from our sign-in page."
+    ),
 )
 FAILED = Failure(
     "failed",
@@ -740,9 +742,11 @@ def disconnect_x(profile: Profile) -> Disconnection:
         # A refresh X answered too late: X may honour a pair we never received.
         return Disconnection(
             True,
-            "Disconnected: we revoked at X every access we held, deleted it here and signed "
-            "you out. X may still honour one access it issued but never delivered to us; to "
-            "end it, remove this app at X (Settings, Security, Connected apps).",
+            _(
+                "Disconnected: we revoked at X every access we held, deleted it here and signed "
+                "you out. X may still honour one access it issued but never delivered to us; to "
+                "end it, remove this app at X (Settings, Security, Connected apps)."
+            ),
         )
     return Disconnection(
         True,
