@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import translation
 
 from accounts.models import Profile, TokenKind, XToken
 from admin_ext.models import SignInEvent
@@ -87,6 +88,14 @@ def untranslated(entries: list[Entry]) -> list[str]:
         for entry in entries
         if "fuzzy" in entry.flags or not all(text.strip() for text in entry.msgstr)
     ]
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    """LocaleMiddleware leaves the last request's language active in the test's thread:
+    put back the default so later tests (a management command's output) read English."""
+    yield
+    translation.deactivate()
 
 
 # The catalogue --------------------------------------------------------------------------
