@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from accounts import signin, x_client, x_values
 
@@ -110,7 +111,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         if sociallogin.state.get("process") == AuthProcess.CONNECT:
             # One X account per user: attaching a second one would split the profile.
-            messages.error(request, "Each account here is linked to exactly one X account.")
+            messages.error(request, _("Each account here is linked to exactly one X account."))
             raise ImmediateHttpResponse(redirect("profile"))
         signin.link_to_existing_user(request, sociallogin)
         if signin.is_known(sociallogin) and sociallogin.user.is_active:

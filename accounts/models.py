@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
@@ -24,50 +25,61 @@ SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_acce
 
 
 class TokenKind(models.TextChoices):
-    OAUTH1 = "oauth1", "OAuth 1.0a"
-    OAUTH2 = "oauth2", "OAuth 2.0"
+    OAUTH1 = "oauth1", _("OAuth 1.0a")
+    OAUTH2 = "oauth2", _("OAuth 2.0")
 
 
 class TokenStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    EXPIRED = "expired", "Expired"
-    REVOKED = "revoked", "Revoked"
-    INVALID = "invalid", "Invalid"
-    ERROR = "error", "Error"
+    ACTIVE = "active", _("Active")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+    INVALID = "invalid", _("Invalid")
+    ERROR = "error", _("Error")
     # No configured key decrypts it: found by any use of the token or by
     # `manage.py rotate_token_keys`; putting the key back and checking it heals it.
-    UNREADABLE = "unreadable", "Cannot be decrypted"
+    UNREADABLE = "unreadable", _("Cannot be decrypted")
     # A refresh X answered too late: X may have spent the refresh token and issued a
     # pair the site never received, so only the person signing in again can recover.
-    NEEDS_SIGN_IN = "needs_signin", "Needs a new sign-in"
+    NEEDS_SIGN_IN = "needs_signin", _("Needs a new sign-in")
 
 
 class Profile(TalliedModel, models.Model):
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="x_profile"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="x_profile",
     )
     # Empty until the first sign-in; X's id, not the screen name, identifies the
     # person, because screen names can be changed and reused.
-    x_user_id = models.CharField("X user id", max_length=32, unique=True, null=True, blank=True)
-    screen_name = models.CharField(max_length=50, blank=True, db_index=True)
-    name = models.CharField(max_length=100, blank=True)
-    profile_image_url = models.URLField(max_length=500, blank=True)
-    location = models.CharField(max_length=100, blank=True)
-    url = models.URLField(max_length=500, blank=True)
-    description = models.CharField(max_length=500, blank=True)
-    followers_count = models.PositiveIntegerField(default=0)
-    following_count = models.PositiveIntegerField(default=0)
-    tweet_count = models.PositiveIntegerField(default=0)
-    listed_count = models.PositiveIntegerField(default=0)
-    protected = models.BooleanField(default=False)
-    verified = models.BooleanField(default=False)
-    x_created_at = models.DateTimeField("joined X", null=True, blank=True)
-    last_synced_at = models.DateTimeField(null=True, blank=True)
-    sign_in_method = models.CharField(
-        max_length=10, choices=TokenKind.choices, blank=True, help_text="Last method used."
+    x_user_id = models.CharField(_("X user id"), max_length=32, unique=True, null=True, blank=True)
+    screen_name = models.CharField(
+        verbose_name=_("screen name"), max_length=50, blank=True, db_index=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(verbose_name=_("name"), max_length=100, blank=True)
+    profile_image_url = models.URLField(
+        verbose_name=_("profile image url"), max_length=500, blank=True
+    )
+    location = models.CharField(verbose_name=_("location"), max_length=100, blank=True)
+    url = models.URLField(verbose_name=_("url"), max_length=500, blank=True)
+    description = models.CharField(verbose_name=_("description"), max_length=500, blank=True)
+    followers_count = models.PositiveIntegerField(verbose_name=_("followers count"), default=0)
+    following_count = models.PositiveIntegerField(verbose_name=_("following count"), default=0)
+    tweet_count = models.PositiveIntegerField(verbose_name=_("tweet count"), default=0)
+    listed_count = models.PositiveIntegerField(verbose_name=_("listed count"), default=0)
+    protected = models.BooleanField(verbose_name=_("protected"), default=False)
+    verified = models.BooleanField(verbose_name=_("verified"), default=False)
+    x_created_at = models.DateTimeField(_("joined X"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(verbose_name=_("last synced at"), null=True, blank=True)
+    sign_in_method = models.CharField(
+        verbose_name=_("sign in method"),
+        max_length=10,
+        choices=TokenKind.choices,
+        blank=True,
+        help_text=_("Last method used."),
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     objects = TalliedQuerySet.as_manager()
     # The dashboard's users, X accounts by method and sign-ups per day (tallies.keys).
@@ -75,7 +87,7 @@ class Profile(TalliedModel, models.Model):
 
     class Meta:
         permissions = [
-            ("export_profile", "Can export profiles"),
+            ("export_profile", _("Can export profiles")),
         ]
 
     def __str__(self) -> str:
@@ -154,8 +166,10 @@ class XToken(TalliedModel, models.Model):
     Secrets are only ever read to call X; everywhere else `masked` stands in.
     """
 
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="tokens")
-    kind = models.CharField(max_length=10, choices=TokenKind.choices)
+    profile = models.ForeignKey(
+        Profile, verbose_name=_("profile"), on_delete=models.CASCADE, related_name="tokens"
+    )
+    kind = models.CharField(verbose_name=_("kind"), max_length=10, choices=TokenKind.choices)
     access_token = EncryptedTextField(blank=True, editable=False)
     token_secret = EncryptedTextField(blank=True, editable=False)
     refresh_token = EncryptedTextField(blank=True, editable=False)
@@ -163,24 +177,36 @@ class XToken(TalliedModel, models.Model):
     # expire; JSON [{"token", "expires_at"}]. Revoking the grant revokes them too.
     earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
     # The last four characters, kept apart so lists never decrypt anything.
-    token_hint = models.CharField(max_length=4, blank=True, editable=False)
-    scopes = models.CharField(max_length=255, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    status = models.CharField(
-        max_length=16, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+    token_hint = models.CharField(
+        verbose_name=_("token hint"), max_length=4, blank=True, editable=False
     )
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_refreshed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    scopes = models.CharField(verbose_name=_("scopes"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(
+        verbose_name=_("expires at"), null=True, blank=True, db_index=True
+    )
+    status = models.CharField(
+        verbose_name=_("status"),
+        max_length=16,
+        choices=TokenStatus.choices,
+        default=TokenStatus.ACTIVE,
+        db_index=True,
+    )
+    last_checked_at = models.DateTimeField(
+        verbose_name=_("last checked at"), null=True, blank=True
+    )
+    last_refreshed_at = models.DateTimeField(
+        verbose_name=_("last refreshed at"), null=True, blank=True
+    )
+    last_error = models.TextField(verbose_name=_("last error"), blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     objects = XTokenQuerySet.as_manager()
     # The dashboard's token health: tokens per method and status (tallies.keys).
     tally_fields = ("kind", "status")
 
     class Meta:
-        verbose_name = "X token"
+        verbose_name = _("X token")
         constraints = [
             models.UniqueConstraint(fields=["profile", "kind"], name="one_token_per_method"),
         ]
@@ -192,9 +218,9 @@ class XToken(TalliedModel, models.Model):
             ),
         ]
         permissions = [
-            ("check_token", "Can check X tokens"),
-            ("refresh_token", "Can refresh X tokens"),
-            ("revoke_token", "Can revoke X tokens"),
+            ("check_token", _("Can check X tokens")),
+            ("refresh_token", _("Can refresh X tokens")),
+            ("revoke_token", _("Can revoke X tokens")),
         ]
 
     def __str__(self) -> str:
@@ -272,26 +298,38 @@ class PendingRevocation(TalliedModel, models.Model):
     being deleted), so it keeps snapshots and the token's id instead.
     """
 
-    kind = models.CharField(max_length=10, choices=TokenKind.choices)
+    kind = models.CharField(verbose_name=_("kind"), max_length=10, choices=TokenKind.choices)
     access_token = EncryptedTextField(blank=True, editable=False)
     token_secret = EncryptedTextField(blank=True, editable=False)
     refresh_token = EncryptedTextField(blank=True, editable=False)
     # JSON list of further access tokens of the grant (replaced by refreshes).
     earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
-    token_hint = models.CharField(max_length=4, blank=True, editable=False)
-    token_ref = models.PositiveBigIntegerField(
-        "X token id", null=True, blank=True, db_index=True, help_text="The XToken it came from."
+    token_hint = models.CharField(
+        verbose_name=_("token hint"), max_length=4, blank=True, editable=False
     )
-    x_user_id = models.CharField("X user id", max_length=32, blank=True)
-    screen_name = models.CharField(max_length=50, blank=True)
-    reason = models.CharField(max_length=200)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
-    last_error = models.TextField(blank=True)
-    last_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    resolution = models.CharField(max_length=200, blank=True)
+    token_ref = models.PositiveBigIntegerField(
+        _("X token id"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("The XToken it came from."),
+    )
+    x_user_id = models.CharField(_("X user id"), max_length=32, blank=True)
+    screen_name = models.CharField(verbose_name=_("screen name"), max_length=50, blank=True)
+    reason = models.CharField(verbose_name=_("reason"), max_length=200)
+    attempts = models.PositiveIntegerField(verbose_name=_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(
+        verbose_name=_("next attempt at"), default=timezone.now, db_index=True
+    )
+    last_error = models.TextField(verbose_name=_("last error"), blank=True)
+    last_http_status = models.PositiveSmallIntegerField(
+        verbose_name=_("last http status"), null=True, blank=True
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(
+        verbose_name=_("resolved at"), null=True, blank=True, db_index=True
+    )
+    resolution = models.CharField(verbose_name=_("resolution"), max_length=200, blank=True)
 
     objects = TalliedQuerySet.as_manager()
     # The dashboard's "Revocations X has not confirmed yet" (tallies.keys).
@@ -299,7 +337,7 @@ class PendingRevocation(TalliedModel, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "pending revocation"
+        verbose_name = _("pending revocation")
 
     def __str__(self) -> str:
         who = f"@{self.screen_name}" if self.screen_name else "an account"
@@ -327,16 +365,22 @@ class AccountDeletion(models.Model):
     one X account was deleted twice without being able to tell whose it was.
     """
 
-    subject_hash = models.CharField(max_length=64, blank=True, db_index=True)
-    deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
-    grants_revoked = models.PositiveIntegerField(default=0)
+    subject_hash = models.CharField(
+        verbose_name=_("subject hash"), max_length=64, blank=True, db_index=True
+    )
+    deleted_at = models.DateTimeField(
+        verbose_name=_("deleted at"), default=timezone.now, db_index=True
+    )
+    grants_revoked = models.PositiveIntegerField(verbose_name=_("grants revoked"), default=0)
     grants_pending = models.PositiveIntegerField(
-        default=0, help_text="Grants X did not confirm revoked yet (kept as pending revocations)."
+        verbose_name=_("grants pending"),
+        default=0,
+        help_text=_("Grants X did not confirm revoked yet (kept as pending revocations)."),
     )
 
     class Meta:
         ordering = ["-deleted_at", "-id"]
-        verbose_name = "account deletion"
+        verbose_name = _("account deletion")
 
     def __str__(self) -> str:
         return f"Account deleted {self.deleted_at:%Y-%m-%d %H:%M}"

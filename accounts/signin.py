@@ -35,6 +35,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import revocation
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
@@ -73,65 +75,75 @@ class Failure:
 DENIED = Failure(
     "denied",
     403,
-    "You cancelled the sign-in at X",
-    "X did not share your account with us, so you are not signed in. Nothing was stored.",
+    gettext_lazy("You cancelled the sign-in at X"),
+    gettext_lazy(
+        "X did not share your account with us, so you are not signed in. Nothing was stored."
+    ),
 )
 MISSING = Failure(
     "missing",
     400,
-    "We didn't send you to X",
-    "This sign-in did not start in this browser, or it started too long ago. "
-    "Start again from our sign-in page.",
+    gettext_lazy("We didn't send you to X"),
+    gettext_lazy(
+        "This sign-in did not start in this browser, or it started too long ago. "
+        "Start again from our sign-in page."
+    ),
 )
 MISMATCH = Failure(
     "mismatch",
     400,
-    "The sign-in tokens do not match",
-    "X sent back a different sign-in than the one this browser started, so we stopped "
-    "to keep your account safe.",
+    gettext_lazy("The sign-in tokens do not match"),
+    gettext_lazy(
+        "X sent back a different sign-in than the one this browser started, so we stopped "
+        "to keep your account safe."
+    ),
 )
 REPLAYED = Failure(
     "replayed",
     400,
-    "This sign-in link was already used",
-    "Each trip back from X works once. Start a new sign-in instead.",
+    gettext_lazy("This sign-in link was already used"),
+    gettext_lazy("Each trip back from X works once. Start a new sign-in instead."),
 )
 X_ERROR = Failure(
     "x_error",
     502,
-    "X could not complete the sign-in",
-    "X answered with an error. Nothing was stored; please try again in a moment.",
+    gettext_lazy("X could not complete the sign-in"),
+    gettext_lazy("X answered with an error. Nothing was stored; please try again in a moment."),
 )
 X_RATE_LIMITED = Failure(
     "x_rate_limited",
     503,
-    "X asked us to slow down",
-    "X is limiting how often we can look up your account. Please try again in a few minutes.",
+    gettext_lazy("X asked us to slow down"),
+    gettext_lazy(
+        "X is limiting how often we can look up your account. Please try again in a few minutes."
+    ),
 )
 X_UNREACHABLE = Failure(
     "x_unreachable",
     502,
-    "We could not reach X",
-    "The connection to X failed. Nothing was stored; please try again in a moment.",
+    gettext_lazy("We could not reach X"),
+    gettext_lazy("The connection to X failed. Nothing was stored; please try again in a moment."),
 )
 X_TIMEOUT = Failure(
     "x_timeout",
     504,
-    "X took too long to answer",
-    "We gave up waiting for X. Nothing was stored; please try again in a moment.",
+    gettext_lazy("X took too long to answer"),
+    gettext_lazy("We gave up waiting for X. Nothing was stored; please try again in a moment."),
 )
 SESSION_ENDED = Failure(
     "session_ended",
     400,
-    "Your session ended during the sign-in",
-    "This browser was signed out while the sign-in was under way, for example from "
-    "another tab. Nothing was stored; start again from our sign-in page.",
+    gettext_lazy("Your session ended during the sign-in"),
+    gettext_lazy(
+        "This browser was signed out while the sign-in was under way, for example from "
+        "another tab. Nothing was stored; start again from our sign-in page."
+    ),
 )
 FAILED = Failure(
     "failed",
     400,
-    "The sign-in could not be completed",
-    "Something in the answer from X did not add up, so we did not sign you in.",
+    gettext_lazy("The sign-in could not be completed"),
+    gettext_lazy("Something in the answer from X did not add up, so we did not sign you in."),
 )
 
 
@@ -720,19 +732,23 @@ def disconnect_x(profile: Profile) -> Disconnection:
     if unconfirmed:
         return Disconnection(
             True,
-            "Disconnected: we deleted our access to your X account here and signed you out. "
-            "X has not yet confirmed that it revoked that access, so we keep asking it until "
-            "it does.",
+            _(
+                "Disconnected: we deleted our access to your X account here and signed you out. "
+                "X has not yet confirmed that it revoked that access, so we keep asking it until "
+                "it does."
+            ),
         )
     if maybe_unseen_pair:
         # A refresh X answered too late: X may honour a pair we never received.
         return Disconnection(
             True,
-            "Disconnected: we revoked at X every access we held, deleted it here and signed "
-            "you out. X may still honour one access it issued but never delivered to us; to "
-            "end it, remove this app at X (Settings, Security, Connected apps).",
+            _(
+                "Disconnected: we revoked at X every access we held, deleted it here and signed "
+                "you out. X may still honour one access it issued but never delivered to us; to "
+                "end it, remove this app at X (Settings, Security, Connected apps)."
+            ),
         )
     return Disconnection(
         True,
-        "Disconnected from X: we revoked our access at X, deleted it here and signed you out.",
+        _("Disconnected from X: we revoked our access at X, deleted it here and signed you out."),
     )

@@ -15,10 +15,10 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from accounts.models import Profile, XToken
 from admin_ext import jobs
@@ -68,21 +68,21 @@ def selection_of_tokens(tokens: QuerySet[XToken]) -> Selection:
 # The actions ----------------------------------------------------------------------
 
 
-@admin.action(description="Check tokens with X", permissions=["check_token"])
+@admin.action(description=gettext_lazy("Check tokens with X"), permissions=["check_token"])
 def check_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "check_tokens")
     selection = modeladmin.selection(queryset)
     return run_token_action(modeladmin, request, TokenAction.CHECK, selection)
 
 
-@admin.action(description="Refresh tokens", permissions=["refresh_token"])
+@admin.action(description=gettext_lazy("Refresh tokens"), permissions=["refresh_token"])
 def refresh_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "refresh_tokens")
     selection = modeladmin.selection(queryset)
     return run_token_action(modeladmin, request, TokenAction.REFRESH, selection)
 
 
-@admin.action(description="Revoke tokens at X…", permissions=["revoke_token"])
+@admin.action(description=gettext_lazy("Revoke tokens at X…"), permissions=["revoke_token"])
 def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
     _require(request, "revoke_tokens")
     selection = modeladmin.selection(queryset)
@@ -118,8 +118,12 @@ def run_token_action(
     log_job_started(request.user, job)
     modeladmin.message_user(
         request,
-        f"{job.get_action_display()} of {job.total} token{pluralize(job.total)} started "
-        f"as job #{job.pk}; this page follows it.",
+        ngettext(
+            "%(action)s of %(count)d token started as job #%(job)s; this page follows it.",
+            "%(action)s of %(count)d tokens started as job #%(job)s; this page follows it.",
+            job.total,
+        )
+        % {"action": job.get_action_display(), "count": job.total, "job": job.pk},
         messages.INFO,
     )
     return HttpResponseRedirect(job.get_admin_url())
@@ -131,7 +135,7 @@ def summary_message(job: BulkJob, progress: jobs.Progress, *, with_names: bool) 
     The accounts are named only to staff who may view profiles.
     """
     head = format_html(
-        "{}: {} ok, {} failed", job.get_action_display(), progress.ok, progress.failed
+        gettext("{}: {} ok, {} failed"), job.get_action_display(), progress.ok, progress.failed
     )
     if not progress.failed:
         return format_html("{}.", head)
@@ -148,7 +152,7 @@ def failure_reasons(job: BulkJob, *, with_names: bool = True) -> str:
     rows = failed.values_list("screen_name", "profile__user__username", "message")[:500]
     for screen_name, username, message in rows:
         names_by_reason[message.rstrip(".")].append(
-            f"@{screen_name}" if screen_name else (username or "(deleted account)")
+            f"@{screen_name}" if screen_name else (username or gettext("(deleted account)"))
         )
     reasons = sorted(names_by_reason.items(), key=lambda pair: -len(pair[1]))
     if with_names:
@@ -161,7 +165,7 @@ def failure_reasons(job: BulkJob, *, with_names: bool = True) -> str:
         shown = [(message, len(names)) for message, names in reasons[:REASONS_SHOWN]]
         text = format_html_join("; ", "{}: {}", shown)
     if len(reasons) > REASONS_SHOWN:
-        text = format_html("{}; and {} other reasons", text, len(reasons) - REASONS_SHOWN)
+        text = format_html(gettext("{}; and {} other reasons"), text, len(reasons) - REASONS_SHOWN)
     return text
 
 
@@ -182,7 +186,7 @@ def revoke_confirmation(
     without_token = bare.count() if bare is not None else 0
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Revoke X tokens?",
+        "title": gettext("Revoke X tokens?"),
         "opts": modeladmin.model._meta,
         "tokens": listed,
         "token_count": token_count,

@@ -36,6 +36,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from accounts import revocation
 from accounts.models import (
@@ -71,7 +72,7 @@ UNFILTERING_PARAMETERS = {"p", "o", "_changelist_filters"}
 
 admin.site.site_header = f"{settings.SITE_NAME} staff"
 admin.site.site_title = f"{settings.SITE_NAME} staff"
-admin.site.index_title = "Accounts, tokens and jobs"
+admin.site.index_title = gettext_lazy("Accounts, tokens and jobs")
 
 EXPIRY_WINDOW = timedelta(hours=1)
 JOB_ITEMS_PER_PAGE = 100
@@ -93,13 +94,13 @@ def masked_token(kind: str | None, hint: str | None) -> str:
     if not kind:
         return "—"
     label = TokenKind(kind).label
-    return f"{label} …{hint}" if hint else f"{label} (none)"
+    return f"{label} …{hint}" if hint else gettext("%(kind)s (none)") % {"kind": label}
 
 
 TOKEN_ACTION_BUTTONS = (
-    ("check_tokens", "Check with X", False),
-    ("refresh_tokens", "Refresh", False),
-    ("revoke_tokens", "Revoke at X…", True),
+    ("check_tokens", gettext_lazy("Check with X"), False),
+    ("refresh_tokens", gettext_lazy("Refresh"), False),
+    ("revoke_tokens", gettext_lazy("Revoke at X…"), True),
 )
 
 
@@ -220,7 +221,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class CurrentTokenKindFilter(ChoiceListFilter):
-    title = "current token kind"
+    title = gettext_lazy("current token kind")
     parameter_name = "token_kind"
 
     def lookups(self, request, model_admin):
@@ -233,13 +234,13 @@ class CurrentTokenKindFilter(ChoiceListFilter):
 class ExpiresWithinHourFilter(ChoiceListFilter):
     """Tokens X will refuse within the hour (or already does): refresh candidates."""
 
-    title = "token expiry"
+    title = gettext_lazy("token expiry")
     parameter_name = "expires"
     expiry_field = "expires_at"
     status_field = "status"
 
     def lookups(self, request, model_admin):
-        return [("1h", "Expires within 1 h")]
+        return [("1h", gettext("Expires within 1 h"))]
 
     def filter(self, queryset: QuerySet, value: str) -> QuerySet:
         return queryset.filter(
@@ -328,7 +329,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    @admin.display(description="picture")
+    @admin.display(description=gettext_lazy("picture"))
     def avatar(self, profile: Profile) -> str:
         if not profile.profile_image_url:
             return "—"
@@ -337,7 +338,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
             profile.profile_image_url,
         )
 
-    @admin.display(description="account", ordering="name")
+    @admin.display(description=gettext_lazy("account"), ordering="name")
     def account(self, profile: Profile) -> str:
         name = profile.name or profile.user.get_username()
         if not profile.profile_image_url:
@@ -348,11 +349,11 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
             name,
         )
 
-    @admin.display(description="followers", ordering="followers_count")
+    @admin.display(description=gettext_lazy("followers"), ordering="followers_count")
     def followers(self, profile: Profile) -> int:
         return profile.followers_count
 
-    @admin.display(description="screen name", ordering="screen_name")
+    @admin.display(description=gettext_lazy("screen name"), ordering="screen_name")
     def x_link(self, profile: Profile) -> str:
         if not profile.screen_name:
             return "—"
@@ -362,29 +363,29 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
             profile.screen_name,
         )
 
-    @admin.display(description="token", ordering="current_kind")
+    @admin.display(description=gettext_lazy("token"), ordering="current_kind")
     def token_kind(self, profile: Profile) -> str:
         return masked_token(profile.current_kind, profile.current_hint)
 
-    @admin.display(description="token status", ordering="current_status")
+    @admin.display(description=gettext_lazy("token status"), ordering="current_status")
     def token_status(self, profile: Profile) -> str:
         if not profile.current_status:
             return "no token"
         return TokenStatus(profile.current_status).label
 
-    @admin.display(description="token expires", ordering="current_expires_at")
+    @admin.display(description=gettext_lazy("token expires"), ordering="current_expires_at")
     def token_expires(self, profile: Profile) -> str:
         return when(profile.current_expires_at)
 
-    @admin.display(description="last synced", ordering="last_synced_at")
+    @admin.display(description=gettext_lazy("last synced"), ordering="last_synced_at")
     def last_synced(self, profile: Profile) -> str:
         return when(profile.last_synced_at)
 
-    @admin.display(description="last sign-in", ordering="user__last_login")
+    @admin.display(description=gettext_lazy("last sign-in"), ordering="user__last_login")
     def last_sign_in(self, profile: Profile) -> str:
         return when(profile.user.last_login)
 
-    @admin.display(description="X tokens")
+    @admin.display(description=gettext_lazy("X tokens"))
     def tokens_summary(self, profile: Profile) -> str:
         tokens = profile.tokens.defer(*SECRET_COLUMNS).order_by("kind")
         if not tokens:
@@ -450,30 +451,30 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
-    @admin.display(description="token", ordering="kind")
+    @admin.display(description=gettext_lazy("token"), ordering="kind")
     def masked(self, token: XToken) -> str:
         return token.masked
 
-    @admin.display(description="account", ordering="profile__screen_name")
+    @admin.display(description=gettext_lazy("account"), ordering="profile__screen_name")
     def account(self, token: XToken) -> str:
         profile = token.profile
         label = f"@{profile.screen_name}" if profile.screen_name else str(profile)
         url = reverse("admin:accounts_profile_change", args=[profile.pk])
         return format_html('<a href="{}">{}</a>', url, label)
 
-    @admin.display(description="expires", ordering="expires_at")
+    @admin.display(description=gettext_lazy("expires"), ordering="expires_at")
     def expires(self, token: XToken) -> str:
         return when(token.expires_at)
 
-    @admin.display(description="last checked", ordering="last_checked_at")
+    @admin.display(description=gettext_lazy("last checked"), ordering="last_checked_at")
     def last_checked(self, token: XToken) -> str:
         return when(token.last_checked_at)
 
-    @admin.display(description="last refreshed", ordering="last_refreshed_at")
+    @admin.display(description=gettext_lazy("last refreshed"), ordering="last_refreshed_at")
     def last_refreshed(self, token: XToken) -> str:
         return when(token.last_refreshed_at)
 
-    @admin.display(description="last error")
+    @admin.display(description=gettext_lazy("last error"))
     def short_error(self, token: XToken) -> str:
         return token.last_error[:80] + ("…" if len(token.last_error) > 80 else "")
 
@@ -534,25 +535,27 @@ class XUserAdmin(GrantDeletionMixin, UserAdmin):
     def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
         return XToken.objects.filter(profile__user__in=queryset.values("pk"))
 
-    @admin.display(description="X account", ordering="x_profile__screen_name")
+    @admin.display(description=gettext_lazy("X account"), ordering="x_profile__screen_name")
     def x_account(self, user) -> str:
         profile = getattr(user, "x_profile", None)
         return f"@{profile.screen_name}" if profile and profile.screen_name else "—"
 
-    @admin.display(description="X token", ordering="x_token_status")
+    @admin.display(description=gettext_lazy("X token"), ordering="x_token_status")
     def x_token_status(self, user) -> str:
-        return TokenStatus(user.x_token_status).label if user.x_token_status else "no token"
+        return (
+            TokenStatus(user.x_token_status).label if user.x_token_status else gettext("no token")
+        )
 
 
 # Pending revocations ------------------------------------------------------------------------
 
 
 class ResolvedFilter(admin.SimpleListFilter):
-    title = "confirmed by X"
+    title = gettext_lazy("confirmed by X")
     parameter_name = "resolved"
 
     def lookups(self, request, model_admin):
-        return [("no", "Not yet (still pending)"), ("yes", "Yes")]
+        return [("no", gettext("Not yet (still pending)")), ("yes", gettext("Yes"))]
 
     def queryset(self, request, queryset):
         if self.value() in ("yes", "no"):
@@ -560,7 +563,7 @@ class ResolvedFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.action(description="Retry now at X", permissions=["revoke_token"])
+@admin.action(description=gettext_lazy("Retry now at X"), permissions=["revoke_token"])
 def retry_revocations_now(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     if not request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"]):
         raise PermissionDenied
@@ -571,8 +574,14 @@ def retry_revocations_now(modeladmin, request: HttpRequest, queryset: QuerySet) 
     confirmed = sum(outcome.ok for outcome in outcomes)
     modeladmin.message_user(
         request,
-        f"X confirmed {confirmed} of {len(outcomes)} revocations; the rest stay pending "
-        "and are retried by the workers.",
+        ngettext(
+            "X confirmed %(confirmed)d of %(count)d revocation; the rest stay pending "
+            "and are retried by the workers.",
+            "X confirmed %(confirmed)d of %(count)d revocations; the rest stay pending "
+            "and are retried by the workers.",
+            len(outcomes),
+        )
+        % {"confirmed": confirmed, "count": len(outcomes)},
         messages.SUCCESS if confirmed == len(outcomes) else messages.WARNING,
     )
 
@@ -625,16 +634,16 @@ class PendingRevocationAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         return super().changelist_view(request, extra_context)
 
-    @admin.display(description="token", ordering="kind")
+    @admin.display(description=gettext_lazy("token"), ordering="kind")
     def masked(self, pending: PendingRevocation) -> str:
         return pending.masked
 
-    @admin.display(description="account", ordering="screen_name")
+    @admin.display(description=gettext_lazy("account"), ordering="screen_name")
     def account(self, pending: PendingRevocation) -> str:
         name = f"@{pending.screen_name}" if pending.screen_name else "—"
         return f"{name} ({pending.x_user_id})" if pending.x_user_id else name
 
-    @admin.display(description="last error")
+    @admin.display(description=gettext_lazy("last error"))
     def short_error(self, pending: PendingRevocation) -> str:
         return pending.last_error[:80] + ("…" if len(pending.last_error) > 80 else "")
 
@@ -646,7 +655,7 @@ def may_run_token_actions(request: HttpRequest) -> bool:
     return any(request.user.has_perm(perm) for perm in ACTION_PERMISSIONS.values())
 
 
-@admin.action(description="Resume stalled jobs", permissions=["resume"])
+@admin.action(description=gettext_lazy("Resume stalled jobs"), permissions=["resume"])
 def resume_jobs(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
     if not may_run_token_actions(request):
         raise PermissionDenied
@@ -660,12 +669,15 @@ def resume_jobs(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
             skipped.append(f"#{job.pk}")
     if resumed:
         modeladmin.message_user(
-            request, f"Resumed {', '.join(resumed)}: the workers will do what is left."
+            request,
+            gettext("Resumed %(jobs)s: the workers will do what is left.")
+            % {"jobs": ", ".join(resumed)},
         )
     if skipped:
         modeladmin.message_user(
             request,
-            f"Not resumed {', '.join(skipped)}: only stalled jobs you may run are resumed.",
+            gettext("Not resumed %(jobs)s: only stalled jobs you may run are resumed.")
+            % {"jobs": ", ".join(skipped)},
             messages.WARNING,
         )
 
@@ -714,15 +726,15 @@ class BulkJobAdmin(ReadOnlyAdmin):
             )
         )
 
-    @admin.display(description="ok", ordering="ok_count")
+    @admin.display(description=gettext_lazy("ok"), ordering="ok_count")
     def ok_count(self, job: BulkJob) -> int:
         return job.ok_count
 
-    @admin.display(description="failed", ordering="failed_count")
+    @admin.display(description=gettext_lazy("failed"), ordering="failed_count")
     def failed_count(self, job: BulkJob) -> int:
         return job.failed_count
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state(self, job: BulkJob) -> str:
         return jobs.job_state(job)
 
@@ -780,7 +792,9 @@ class BulkJobAdmin(ReadOnlyAdmin):
             items = items.filter(status=status)
         items_page = Paginator(items, JOB_ITEMS_PER_PAGE).get_page(request.GET.get("page"))
         for item in items_page:
-            item.kind_label = TokenKind(item.token_kind).label if item.token_kind else "no token"
+            item.kind_label = (
+                TokenKind(item.token_kind).label if item.token_kind else gettext("no token")
+            )
         return {
             "items_page": items_page,
             "item_status": status,
@@ -814,7 +828,7 @@ def shows_accounts(request: HttpRequest) -> bool:
 class AuditTokenKindFilter(ChoiceListFilter):
     """The method's one name ("OAuth 2.0"), not the stored code ("oauth2")."""
 
-    title = "token kind"
+    title = gettext_lazy("token kind")
     parameter_name = "token_kind"
 
     def lookups(self, request, model_admin):
@@ -861,22 +875,22 @@ class AuditEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = flatten(fields)
 
-    @admin.display(description="account", ordering="screen_name")
+    @admin.display(description=gettext_lazy("account"), ordering="screen_name")
     def account(self, event: AuditEvent) -> str:
         name = f"@{event.screen_name}" if event.screen_name else "—"
         return f"{name} ({event.x_user_id})" if event.x_user_id else name
 
-    @admin.display(description="token kind", ordering="token_kind")
+    @admin.display(description=gettext_lazy("token kind"), ordering="token_kind")
     def kind(self, event: AuditEvent) -> str:
         if not event.token_kind:
             return "no token"
         return dict(TokenKind.choices).get(event.token_kind, event.token_kind)
 
-    @admin.display(description="message")
+    @admin.display(description=gettext_lazy("message"))
     def short_message(self, event: AuditEvent) -> str:
         return event.message[:100] + ("…" if len(event.message) > 100 else "")
 
-    @admin.display(description="job", ordering="job_id")
+    @admin.display(description=gettext_lazy("job"), ordering="job_id")
     def job_link(self, event: AuditEvent) -> str:
         if event.job_id is None:
             return "—"

@@ -22,6 +22,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.utils.translation import gettext, gettext_lazy
 
 NUL = "\x00"
 
@@ -31,7 +32,7 @@ def has_nul(query: QueryDict) -> bool:
 
 
 def nul_refused() -> HttpResponse:
-    return HttpResponseBadRequest("Query strings cannot contain NUL characters.")
+    return HttpResponseBadRequest(gettext("Query strings cannot contain NUL characters."))
 
 
 class GuardedAdminMixin:
@@ -83,7 +84,7 @@ class AxesAccessAttemptAdmin(AccessAttemptAdmin):
     handlers do.
     """
 
-    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    @admin.action(description=gettext_lazy("Clean up expired attempts"), permissions=["delete"])
     def cleanup_expired_attempts(self, request: HttpRequest, queryset) -> None:
         AxesProxyHandler.update_request(request)
         super().cleanup_expired_attempts(request, queryset)

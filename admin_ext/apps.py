@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.utils.translation import gettext_lazy as _
 
 
 class AdminExtConfig(AppConfig):
@@ -7,7 +8,7 @@ class AdminExtConfig(AppConfig):
 
     default = True  # of the two configs here, the one `"admin_ext"` means
     name = "admin_ext"
-    verbose_name = "Staff tools"
+    verbose_name = _("Staff tools")
 
     def ready(self) -> None:
         from admin_ext import signals  # noqa: F401  (connects the sign-in counter)

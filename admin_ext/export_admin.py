@@ -28,6 +28,7 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext, gettext_lazy
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 from import_export.forms import SelectableFieldsExportForm
@@ -54,11 +55,11 @@ from admin_ext.models import ExportJob, ExportStatus
 class CurrentTokenStatusFilter(ChoiceListFilter):
     """The list filter `export_profiles --token-status` mirrors: the current token's status."""
 
-    title = "current token status"
+    title = gettext_lazy("current token status")
     parameter_name = "token_status"
 
     def lookups(self, request, model_admin):
-        return [*TokenStatus.choices, (STATUS_NONE, "No token")]
+        return [*TokenStatus.choices, (STATUS_NONE, gettext("No token"))]
 
     def filter(self, queryset: QuerySet, value: str) -> QuerySet:
         return filter_profiles(queryset, token_status=value)
@@ -92,7 +93,7 @@ class ProfileExportForm(SelectableFieldsExportForm):
         choices = [(value, label) for value, label in file_format.choices if value]
         file_format.choices = [(value, FORMAT_LABELS.get(name, name)) for value, name in choices]
         file_format.initial = file_format.choices[0][0]
-        file_format.label = "File format"
+        file_format.label = gettext("File format")
 
     def _get_field_label(self, resource, field_name: str) -> str:
         return resource.fields[field_name].column_name
@@ -104,10 +105,14 @@ class ProfileExportForm(SelectableFieldsExportForm):
         try:
             ids = [int(pk) for pk in text.split(",")]
         except ValueError as exc:
-            raise forms.ValidationError("The selection is not a list of profile ids.") from exc
+            raise forms.ValidationError(
+                gettext("The selection is not a list of profile ids.")
+            ) from exc
         if len(ids) > self.MAX_SELECTED:
             raise forms.ValidationError(
-                "Too many profiles picked one by one; filter the list and export it instead."
+                gettext(
+                    "Too many profiles picked one by one; filter the list and export it instead."
+                )
             )
         return ids
 
@@ -161,7 +166,7 @@ class ProfileExportMixin(ExportMixin):
             actions["export_profiles"] = self.get_action("export_profiles")
         return actions
 
-    @admin.action(description="Export selected profiles", permissions=["export"])
+    @admin.action(description=gettext_lazy("Export selected profiles"), permissions=["export"])
     def export_profiles(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
@@ -193,7 +198,9 @@ class ProfileExportMixin(ExportMixin):
         try:
             queryset = self.get_export_queryset(request)
         except IncorrectLookupParameters:
-            messages.error(request, "Those list filters are not valid; nothing was exported.")
+            messages.error(
+                request, gettext("Those list filters are not valid; nothing was exported.")
+            )
             return HttpResponseRedirect(self._admin_url("changelist"))
         form = self.get_export_form_class()(
             self.get_export_formats(),
@@ -240,7 +247,9 @@ class ProfileExportMixin(ExportMixin):
                 fields=[column.name for column in columns],
                 summary=self._summary(request),
             )
-            messages.info(request, "The spreadsheet is being written; it will appear here.")
+            messages.info(
+                request, gettext("The spreadsheet is being written; it will appear here.")
+            )
             return HttpResponseRedirect(self._admin_url("export_job", job.pk))
         response = HttpResponse(content_type=export_format.content_type)
         write_export(queryset, columns, format_name, response)
@@ -278,7 +287,7 @@ class ProfileExportMixin(ExportMixin):
         request.current_app = self.admin_site.name
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Profile export #{job.pk}",
+            "title": gettext("Profile export #%(pk)s") % {"pk": job.pk},
             "opts": self.model._meta,
             "job": job,
             "download_url": self._admin_url("export_download", job.pk),

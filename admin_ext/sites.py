@@ -9,6 +9,7 @@ own page (/admin/<app>/) still lists it as Django does.
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 
 class StaffGroup:
@@ -22,15 +23,15 @@ class StaffGroup:
 
 
 STAFF_GROUPS = (
-    StaffGroup("staff-accounts", "Accounts", ("accounts.Profile", "auth.User", "auth.Group")),
-    StaffGroup("staff-tokens", "X tokens", ("accounts.XToken", "accounts.PendingRevocation")),
+    StaffGroup("staff-accounts", _("Accounts"), ("accounts.Profile", "auth.User", "auth.Group")),
+    StaffGroup("staff-tokens", _("X tokens"), ("accounts.XToken", "accounts.PendingRevocation")),
     StaffGroup(
         "staff-jobs",
-        "Jobs and audit",
+        _("Jobs and audit"),
         ("admin_ext.BulkJob", "admin_ext.ExportJob", "admin_ext.AuditEvent"),
     ),
     # Locked-out staff are unlocked by deleting their access attempt.
-    StaffGroup("staff-security", "Security", ("axes.AccessAttempt",), superusers_only=True),
+    StaffGroup("staff-security", _("Security"), ("axes.AccessAttempt",), superusers_only=True),
 )
 # Registered but not listed: the site reads no allauth e-mail address or database
 # app and keeps no allauth token; axes' logs and task results are for debugging.
@@ -44,7 +45,7 @@ UNLISTED = frozenset(
         "django_tasks_database.DBTaskResult",
     }
 )
-OTHER = StaffGroup("staff-other", "Other", ())
+OTHER = StaffGroup("staff-other", _("Other"), ())
 
 
 class StaffAdminSite(admin.AdminSite):

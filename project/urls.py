@@ -16,6 +16,8 @@ urlpatterns = [
     path("accounts/", include("allauth.account.urls")),
     path("accounts/", include("accounts.providers.twitter.urls")),
     path("accounts/", include("accounts.providers.twitter_oauth2.urls")),
+    # set_language: the language switcher's POST target (keeps the choice in a cookie).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", account_views.favicon),
 ]

@@ -1,5 +1,6 @@
 from django.apps import AppConfig, apps
 from django.db.models.signals import pre_delete
+from django.utils.translation import gettext_lazy as _
 
 
 class TalliesConfig(AppConfig):
@@ -7,7 +8,7 @@ class TalliesConfig(AppConfig):
     up to date by every write, so the dashboard reads figures instead of recounting."""
 
     name = "tallies"
-    verbose_name = "Tallies"
+    verbose_name = _("Tallies")
 
     def ready(self) -> None:
         from tallies.tracked import TalliedModel, count_deletion

@@ -7,6 +7,7 @@ the rows into one per key every so often, so a sum reads a few hundred rows.
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TallyDelta(models.Model):
@@ -14,7 +15,7 @@ class TallyDelta(models.Model):
     delta = models.BigIntegerField()
 
     class Meta:
-        verbose_name = "tally change"
+        verbose_name = _("tally change")
 
     def __str__(self) -> str:
         return f"{self.key} {self.delta:+d}"

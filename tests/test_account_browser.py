@@ -1,4 +1,5 @@
-"""A person's own account in real Chromium against the sandbox: see, download, disconnect, delete.
+"""A person's own account in real Chromium against the sandbox: see, download, disconnect, delete
+(in English, and in Spanish for a browser that asks for it).
 
 Each walk checks its effect at the sandbox: the grant the site held no longer
 works at X afterwards.
@@ -11,6 +12,7 @@ import pytest
 from tests.sandbox import point_browser_site_at
 from tests.test_account_self_service import ADA, grants_alive, held_tokens, traces_of
 from tests.test_signin_browser import sign_in_with_x
+from tests.test_translations import english_on
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -94,3 +96,50 @@ def test_delete_my_account_from_two_devices(page, browser, site):
     assert phone.url == site + "/login/?next=/account/"
     phone.context.close()
     assert traces_of([ADA["screen_name"], ADA["x_user_id"], ADA["name"], bio]) == []
+
+
+def test_sign_in_and_delete_my_account_in_spanish(browser, site):
+    """A Spanish browser (Accept-Language: es) signs in, opens its account and deletes it:
+    every page of ours is in Spanish, and the grant no longer works at X afterwards."""
+    context = browser.new_context(locale="es-ES", extra_http_headers={"Accept-Language": "es"})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+
+    def ours_in_spanish(*spanish: str) -> None:
+        assert page.locator("html").get_attribute("lang") == "es"
+        text = page.locator("body").inner_text()
+        for phrase in spanish:
+            assert phrase in text
+        assert english_on(" ".join(text.split())) == []
+
+    page.goto(site + "/")
+    ours_in_spanish("Su cuenta de X, con un inicio de sesión seguro", "Idioma")
+    page.get_by_role("link", name="Iniciar sesión con X").click()
+    page.wait_for_url(site + "/login/")
+    ours_in_spanish("Leemos su perfil público y nunca publicamos en su nombre.")
+    page.get_by_role("button", name="Iniciar sesión con X (OAuth 2.0)").click()
+    page.locator('input[name="persona"][value="ada_lovelace"]').check()  # the sandbox: X's page
+    page.get_by_role("button", name="Authorize app").click()
+    page.wait_for_url(site + "/profile/")
+    ours_in_spanish("Su conexión con X", "Seguidores", "Sesión iniciada como")
+    held = held_tokens()
+
+    page.get_by_role("link", name="Su cuenta").click()
+    page.wait_for_url(site + "/account/")
+    ours_in_spanish("Su perfil tal como lo guardamos", "Acceso a su cuenta de X", "Activo")
+    page.get_by_role("link", name="Eliminar mi cuenta").click()
+    page.wait_for_url(site + "/account/delete/")
+    ours_in_spanish("¿Eliminar su cuenta?", "(1 acceso)")
+    page.get_by_label("Escriba @ada_lovelace para confirmar").fill("@grace_hopper")
+    page.get_by_role("button", name="Eliminar mi cuenta").click()
+    assert "Eso no es @ada_lovelace" in page.get_by_role("alert").inner_text()
+    ours_in_spanish("¿Eliminar su cuenta?")
+    assert grants_alive(held) == [True]
+    page.get_by_label("Escriba @ada_lovelace para confirmar").fill("@ada_lovelace")
+    page.get_by_role("button", name="Eliminar mi cuenta").click()
+
+    page.wait_for_url(site + "/")
+    assert "Su cuenta está eliminada" in page.locator(".messages").inner_text()
+    ours_in_spanish("Iniciar sesión con X")
+    assert grants_alive(held) == [False]
+    context.close()

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class XOAuth1Config(AppConfig):
@@ -6,4 +7,4 @@ class XOAuth1Config(AppConfig):
 
     name = "accounts.providers.twitter"
     label = "x_oauth1"
-    verbose_name = "Sign in with X (OAuth 1.0a)"
+    verbose_name = _("Sign in with X (OAuth 1.0a)")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class XOAuth2Config(AppConfig):
@@ -6,4 +7,4 @@ class XOAuth2Config(AppConfig):
 
     name = "accounts.providers.twitter_oauth2"
     label = "x_oauth2"
-    verbose_name = "Sign in with X (OAuth 2.0)"
+    verbose_name = _("Sign in with X (OAuth 2.0)")
