@@ -4,10 +4,8 @@ The callback first checks the `state` against what this browser is waiting for,
 so a missing, foreign or replayed state each get their own answer.
 """
 
-from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.helpers import render_authentication_error
 from allauth.socialaccount.models import SocialApp, SocialLogin, SocialToken
-from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.oauth2.views import (
     OAuth2Adapter,
     OAuth2CallbackView,
@@ -18,7 +16,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts import signin, x_client
 from accounts.models import TokenKind
-from accounts.x_client import V2_USER_FIELDS, XUser
 
 
 class XOAuth2Adapter(OAuth2Adapter):
@@ -34,53 +31,13 @@ class XOAuth2Adapter(OAuth2Adapter):
     def authorize_url(self) -> str:
         return f"{settings.X_WEB_BASE_URL}/i/oauth2/authorize"
 
-    @property
-    def profile_url(self) -> str:
-        return x_client.api_url("/2/users/me")
-
     def complete_login(
         self, request: HttpRequest, app: SocialApp, token: SocialToken, **kwargs
     ) -> SocialLogin:
         grant = kwargs.get("response") or {}
-        signin.note_issued(
-            request,
-            TokenKind.OAUTH2,
-            access_token=token.token,
-            refresh_token=grant.get("refresh_token", ""),
+        return signin.complete_login(
+            request, self.get_provider(), TokenKind.OAUTH2, token, scopes=grant.get("scope", "")
         )
-        data = self.get_user_info(token)
-        login = self.get_provider().sociallogin_from_response(request, data)
-        return signin.attach(
-            login,
-            signin.XSignIn(
-                kind=TokenKind.OAUTH2,
-                x_user=XUser.from_v2(data),
-                access_token=token.token,
-                refresh_token=grant.get("refresh_token", ""),
-                expires_in=_seconds(grant.get("expires_in")),
-                scopes=grant.get("scope", ""),
-            ),
-        )
-
-    def get_user_info(self, token: SocialToken) -> dict:
-        """`users/me` with every profile field we keep."""
-        with get_adapter().get_requests_session() as session:
-            response = session.get(
-                self.profile_url,
-                params={"user.fields": V2_USER_FIELDS},
-                headers={"Authorization": f"Bearer {token.token}"},
-            )
-        data = response.json().get("data")
-        if not isinstance(data, dict) or "id" not in data:
-            raise OAuth2Error("users/me answered without a user")
-        return data
-
-
-def _seconds(value) -> int | None:
-    try:
-        return int(value) if value else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _configured_provider(adapter: OAuth2Adapter):
@@ -105,6 +62,10 @@ class XOAuth2CallbackView(OAuth2CallbackView):
             return render_authentication_error(request, provider, exception=exc)
         try:
             response = super().dispatch(request, *args, **kwargs)
+        except x_client.XError as exc:
+            # users/me failed (allauth only catches its own and requests' errors).
+            signin.end_grant_not_kept(request, failed=True)
+            response = render_authentication_error(request, provider, exception=exc)
         except BaseException:
             signin.end_grant_not_kept(request, failed=True)
             raise
