@@ -8,7 +8,9 @@ database as they came, and PostgreSQL refuses a NUL byte with an error (a 500).
 `guard_every_admin` re-registers each ModelAdmin of a site as a subclass that:
 - answers 403 to a POST naming an action the user is not offered;
 - offers an action that declares no permission only to staff who may change the model;
-- answers 400 to a list whose query string holds a NUL byte.
+- answers 400 to a list whose query string holds a NUL byte;
+- has the permission methods of admin_ext.permissions, whose `guarded_action`
+  makes each action check its own permission as well.
 Our own list filters derive from `ChoiceListFilter`, which lets only its own
 choices reach the database.
 """
@@ -23,6 +25,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 
+from admin_ext.permissions import ActionPermissions, guarded_action
+
 NUL = "\x00"
 
 
@@ -34,7 +38,7 @@ def nul_refused() -> HttpResponse:
     return HttpResponseBadRequest("Query strings cannot contain NUL characters.")
 
 
-class GuardedAdminMixin:
+class GuardedAdminMixin(ActionPermissions):
     """Goes in front of any ModelAdmin class: see the module docstring."""
 
     def get_actions(self, request: HttpRequest) -> dict:
@@ -83,7 +87,7 @@ class AxesAccessAttemptAdmin(AccessAttemptAdmin):
     handlers do.
     """
 
-    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    @guarded_action(description="Clean up expired attempts", permissions=["delete"])
     def cleanup_expired_attempts(self, request: HttpRequest, queryset) -> None:
         AxesProxyHandler.update_request(request)
         super().cleanup_expired_attempts(request, queryset)
