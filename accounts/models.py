@@ -17,10 +17,9 @@ from django.utils import timezone
 
 from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
+from accounts.secret_columns import SECRET_COLUMNS, hint_of, masked
 from tallies import keys
 from tallies.tracked import TalliedModel, TalliedQuerySet
-
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_access_tokens")
 
 
 class TokenKind(models.TextChoices):
@@ -206,9 +205,7 @@ class XToken(TalliedModel, models.Model):
 
     @property
     def masked(self) -> str:
-        if not self.token_hint:
-            return f"{self.get_kind_display()} (none)"
-        return f"{self.get_kind_display()} …{self.token_hint}"
+        return masked(self.get_kind_display(), self.token_hint)
 
     @property
     def is_expired(self) -> bool:
@@ -218,7 +215,7 @@ class XToken(TalliedModel, models.Model):
         self.access_token = access_token
         self.token_secret = token_secret
         self.refresh_token = refresh_token
-        self.token_hint = access_token[-4:] if access_token else ""
+        self.token_hint = hint_of(access_token)
 
     def wipe_secrets(self) -> None:
         self.set_secrets("", "", "")
@@ -312,7 +309,7 @@ class PendingRevocation(TalliedModel, models.Model):
     @property
     def masked(self) -> str:
         label = TokenKind(self.kind).label if self.kind in TokenKind.values else self.kind
-        return f"{label} …{self.token_hint}" if self.token_hint else f"{label} (none)"
+        return masked(label, self.token_hint)
 
     @property
     def is_resolved(self) -> bool:

@@ -40,6 +40,7 @@ from accounts import revocation, x_client
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, XToken
 from accounts.profiles import upsert_from_x
+from accounts.secret_columns import SECRET_COLUMNS, hint_of
 from accounts.tokens import store_token
 from accounts.x_client import XError, XRateLimited, XUser
 
@@ -675,7 +676,7 @@ def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:
 def _is_held(kind: str, access_token: str) -> bool:
     """Whether an XToken holds this access token (found by its hint, compared decrypted)."""
     try:
-        candidates = list(XToken.objects.filter(kind=kind, token_hint=access_token[-4:]))
+        candidates = list(XToken.objects.filter(kind=kind, token_hint=hint_of(access_token)))
     except DatabaseError:
         # The database that failed the sign-in cannot say; the token is surely not kept.
         return False
@@ -714,15 +715,7 @@ def disconnect_x(profile: Profile) -> Disconnection:
                 outcome.pending_revocation_id,
             )
         token.wipe_secrets()
-        token.save(
-            update_fields=[
-                "access_token",
-                "token_secret",
-                "refresh_token",
-                "token_hint",
-                "earlier_access_tokens",
-            ]
-        )
+        token.save(update_fields=[*SECRET_COLUMNS, "token_hint"])
     XToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
     logger.info("Disconnect X: profile %s deleted %s token(s)", profile.pk, len(tokens))
     if unconfirmed:

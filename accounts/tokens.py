@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, revocation, x_client
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.outcomes import Outcome
 from accounts.profiles import apply_x_user
 from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
@@ -154,11 +154,8 @@ def check_token(token: XToken) -> Outcome:
 
 # What a successful refresh changes; the rest of the row is left as it was read.
 REFRESHED_FIELDS = [
-    "access_token",
-    "token_secret",
-    "refresh_token",
+    *SECRET_COLUMNS,
     "token_hint",
-    "earlier_access_tokens",
     "scopes",
     "expires_at",
     "status",

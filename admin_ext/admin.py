@@ -47,6 +47,7 @@ from accounts.models import (
     XToken,
     current_token_column,
 )
+from accounts.secret_columns import masked
 from admin_ext import jobs
 from admin_ext.actions import (
     Selection,
@@ -89,10 +90,7 @@ def when(moment: datetime | None) -> str:
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
-    if not kind:
-        return "—"
-    label = TokenKind(kind).label
-    return f"{label} …{hint}" if hint else f"{label} (none)"
+    return masked(TokenKind(kind).label, hint) if kind else "—"
 
 
 TOKEN_ACTION_BUTTONS = (
