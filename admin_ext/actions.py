@@ -24,7 +24,7 @@ from admin_ext import jobs
 from admin_ext.audit import log_job_started
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.permissions import guarded_action
-from admin_ext.tasks import enqueue_job
+from admin_ext.tasks import start_job
 
 CONFIRMATION_LISTED = 100
 REASONS_SHOWN = 3
@@ -85,14 +85,12 @@ def run_token_action(
     Even one token goes to the workers: X can take seconds to answer (or rate-limit
     us for minutes), and a page that waits for it looks frozen.
     """
-    job = jobs.create_job(
+    job = start_job(
         action,
         selection.tokens,
         profiles_without_tokens=selection.profiles_without_tokens,
         actor=request.user,
-        run_in_background=True,
     )
-    enqueue_job(job)
     log_job_started(request.user, job)
     modeladmin.message_user(
         request,

@@ -110,6 +110,10 @@ class TokenActionsMixin:
     def selection(self, queryset: QuerySet) -> Selection:
         raise NotImplementedError
 
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        """The tokens a deletion of `queryset` ends: those its token actions act on."""
+        return self.selection(queryset).tokens
+
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         context = {
             **(extra_context or {}),
@@ -307,9 +311,6 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_profiles(queryset)
 
-    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
-        return XToken.objects.filter(profile__in=queryset.values("pk"))
-
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
@@ -428,9 +429,6 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_tokens(queryset)
-
-    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
-        return XToken.objects.filter(pk__in=queryset.values("pk"))
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
