@@ -26,14 +26,15 @@ from urllib.parse import urlsplit
 import requests
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+from allauth.socialaccount.helpers import render_authentication_error
 from allauth.socialaccount.internal import statekit
-from allauth.socialaccount.models import SocialAccount, SocialLogin, SocialToken
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialLogin, SocialToken
 from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
 from accounts import revocation, x_client
@@ -645,6 +646,35 @@ def note_kept(request: HttpRequest) -> None:
     issued = getattr(request, _ISSUED_ATTRIBUTE, None)
     if issued is not None:
         issued.kept = True
+
+
+# What a callback turns into a failure page rather than a 500: our refusals, X's
+# answers through accounts.x_client, allauth's exchange failing, a lost state.
+CALLBACK_FAILURES = (SignInRefused, XError, requests.RequestException, PermissionDenied)
+
+
+def configured_provider(adapter, method: str):
+    """The adapter's provider, or 404 when its credentials are not configured."""
+    try:
+        return adapter.get_provider()
+    except SocialApp.DoesNotExist:
+        raise Http404(f"Sign-in with X over {method} is not configured.") from None
+
+
+def run_callback(
+    request: HttpRequest, provider, callback: Callable[[], HttpResponse]
+) -> HttpResponse:
+    """Run a provider's callback; whatever happens, end a grant X issued that we did not keep."""
+    try:
+        response = callback()
+    except CALLBACK_FAILURES as exc:
+        end_grant_not_kept(request, failed=True)
+        response = render_authentication_error(request, provider, exception=exc)
+    except BaseException:
+        end_grant_not_kept(request, failed=True)
+        raise
+    end_grant_not_kept(request)
+    return response
 
 
 def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:

@@ -18,8 +18,7 @@ from allauth.socialaccount.providers.oauth.views import (
     OAuthCallbackView,
     OAuthLoginView,
 )
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from accounts import signin, x_client
 from accounts.models import TokenKind
@@ -69,16 +68,9 @@ class XOAuthAdapter(OAuthAdapter):
         return signin.complete_login(request, self.get_provider(), TokenKind.OAUTH1, token)
 
 
-def _configured_provider(adapter: OAuthAdapter):
-    try:
-        return adapter.get_provider()
-    except SocialApp.DoesNotExist:
-        raise Http404("Sign-in with X over OAuth 1.0a is not configured.") from None
-
-
 class XOAuthLoginView(OAuthLoginView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        provider = _configured_provider(self.adapter)
+        provider = signin.configured_provider(self.adapter, "OAuth 1.0a")
         try:
             return super().dispatch(request, *args, **kwargs)
         except requests.RequestException as exc:
@@ -88,25 +80,17 @@ class XOAuthLoginView(OAuthLoginView):
 
 class XOAuthCallbackView(OAuthCallbackView):
     def dispatch(self, request: HttpRequest) -> HttpResponse:
-        provider = _configured_provider(self.adapter)
+        provider = signin.configured_provider(self.adapter, "OAuth 1.0a")
         token_key = request_token_session_key(self.adapter)
         started, others_pending = signin.take_oauth1_request_token(request)
-        try:
+        allauths_callback = super().dispatch
+
+        def callback() -> HttpResponse:
             signin.check_oauth1_callback(request, started, others_pending)
             signin.resume_oauth1_sign_in(request, started, token_key)
-            response = super().dispatch(request)
-        except (
-            signin.SignInRefused,
-            x_client.XError,
-            requests.RequestException,
-            PermissionDenied,
-        ) as exc:
-            signin.end_grant_not_kept(request, failed=True)
-            response = render_authentication_error(request, provider, exception=exc)
-        except BaseException:
-            signin.end_grant_not_kept(request, failed=True)
-            raise
-        signin.end_grant_not_kept(request)
+            return allauths_callback(request)
+
+        response = signin.run_callback(request, provider, callback)
         self._forget_request_token(request, token_key, started)
         signin.save_session_despite_error(request, response)
         return response

@@ -4,6 +4,8 @@ The callback first checks the `state` against what this browser is waiting for,
 so a missing, foreign or replayed state each get their own answer.
 """
 
+from functools import partial
+
 from allauth.socialaccount.helpers import render_authentication_error
 from allauth.socialaccount.models import SocialApp, SocialLogin, SocialToken
 from allauth.socialaccount.providers.oauth2.views import (
@@ -12,7 +14,7 @@ from allauth.socialaccount.providers.oauth2.views import (
     OAuth2LoginView,
 )
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from accounts import signin, x_client
 from accounts.models import TokenKind
@@ -40,36 +42,21 @@ class XOAuth2Adapter(OAuth2Adapter):
         )
 
 
-def _configured_provider(adapter: OAuth2Adapter):
-    try:
-        return adapter.get_provider()
-    except SocialApp.DoesNotExist:
-        raise Http404("Sign-in with X over OAuth 2.0 is not configured.") from None
-
-
 class XOAuth2LoginView(OAuth2LoginView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        _configured_provider(self.adapter)
+        signin.configured_provider(self.adapter, "OAuth 2.0")
         return super().dispatch(request, *args, **kwargs)
 
 
 class XOAuth2CallbackView(OAuth2CallbackView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        provider = _configured_provider(self.adapter)
+        provider = signin.configured_provider(self.adapter, "OAuth 2.0")
         try:
             signin.check_oauth2_callback(request, provider.sub_id)
         except signin.SignInRefused as exc:
             return render_authentication_error(request, provider, exception=exc)
-        try:
-            response = super().dispatch(request, *args, **kwargs)
-        except x_client.XError as exc:
-            # users/me failed (allauth only catches its own and requests' errors).
-            signin.end_grant_not_kept(request, failed=True)
-            response = render_authentication_error(request, provider, exception=exc)
-        except BaseException:
-            signin.end_grant_not_kept(request, failed=True)
-            raise
-        signin.end_grant_not_kept(request)
+        allauths_callback = partial(super().dispatch, request, *args, **kwargs)
+        response = signin.run_callback(request, provider, allauths_callback)
         # allauth has used up the state whatever happened; a second visit is a replay.
         signin.mark_spent(request, provider.sub_id, request.GET.get("state", ""))
         signin.save_session_despite_error(request, response)
