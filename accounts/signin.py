@@ -32,6 +32,7 @@ from allauth.socialaccount.models import SocialAccount, SocialApp, SocialLogin, 
 from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
+from django.contrib.sessions.backends.base import UpdateError
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -121,6 +122,13 @@ X_TIMEOUT = Failure(
     "X took too long to answer",
     "We gave up waiting for X. Nothing was stored; please try again in a moment.",
 )
+SESSION_ENDED = Failure(
+    "session_ended",
+    400,
+    "Your session ended during the sign-in",
+    "This browser was signed out while the sign-in was under way, for example from "
+    "another tab. Nothing was stored; start again from our sign-in page.",
+)
 FAILED = Failure(
     "failed",
     400,
@@ -209,6 +217,24 @@ def mark_spent(request: HttpRequest, provider_id: str, value: str) -> None:
     spent = list(request.session.get(SPENT_SESSION_KEY, []))
     spent.append(_fingerprint(provider_id, value))
     request.session[SPENT_SESSION_KEY] = spent[-SPENT_REMEMBERED:]
+
+
+def forget_ended_session(request: HttpRequest) -> None:
+    """Start this browser afresh after its session row vanished mid-request.
+
+    allauth saves the session in the middle of a sign-in (to stash or use up its
+    state); when another request deleted that session meanwhile (a sign-out in
+    another tab), the save raises UpdateError. Left alone, the same error would
+    come back when SessionMiddleware saves at the end: dropping the session here
+    lets the failure page be shown and its cookie be cleared.
+    """
+    request.session.flush()
+
+
+def session_ended(request: HttpRequest, provider, exception: UpdateError) -> HttpResponse:
+    """The failure page for a sign-in whose session another request deleted meanwhile."""
+    forget_ended_session(request)
+    return render_authentication_error(request, provider, exception=exception)
 
 
 def save_session_despite_error(request: HttpRequest, response: HttpResponse) -> None:
@@ -411,6 +437,8 @@ def failure_for(
         return X_ERROR
     if isinstance(exception, PermissionDenied):
         return MISSING
+    if isinstance(exception, UpdateError):
+        return SESSION_ENDED
     if exception is None and request.GET.get("error"):
         # X refused the authorization request itself (invalid_scope and the like).
         return X_ERROR
@@ -664,7 +692,11 @@ def configured_provider(adapter, method: str):
 def run_callback(
     request: HttpRequest, provider, callback: Callable[[], HttpResponse]
 ) -> HttpResponse:
-    """Run a provider's callback; whatever happens, end a grant X issued that we did not keep."""
+    """Run a provider's callback; whatever happens, end a grant X issued that we did not keep.
+
+    Anything but CALLBACK_FAILURES (UpdateError: the session ended, see
+    `session_ended`) is raised on once the grant is ended.
+    """
     try:
         response = callback()
     except CALLBACK_FAILURES as exc:

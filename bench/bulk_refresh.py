@@ -19,7 +19,10 @@ points at PostgreSQL, a database created beside it and dropped at the end.
 Figures, one column per worker count: tokens per second; the limit, workers x
 pool size / latency (each thread can have one call to X in flight); their ratio
 (target >= 0.8 with 2 workers on PostgreSQL); the workers' CPU time per token
-(target <= 2.5 ms), idle polling included; and tokens lost (target 0): a token is
+(target <= 2.5 ms), idle polling included; the sandbox's CPU time per token and
+how many cores the whole machine kept busy meanwhile (every process, ours or not:
+when that reaches the core count, the rate is bounded by the machine, not by the
+workers); and tokens lost (target 0): a token is
 lost if its job item failed, its status is not active, or X no longer honours the
 refresh token stored here (so it could not be refreshed again). On SQLite
 refreshes run one at a time (see admin_ext/jobs.py), so the ratio means little.
@@ -146,6 +149,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy so far (Linux /proc/stat, idle and iowait out)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def count_lost(control: SandboxControl, job) -> tuple[int, int]:
     """(tokens lost, failed items), checked against X's own records."""
     from accounts.models import TokenStatus, XToken
@@ -169,13 +179,20 @@ class Round:
     pool: int
     seconds: float
     worker_cpu: float
+    sandbox_cpu: float
+    busy_cores: float
     token_calls: int
     failed: int
     lost: int
 
 
 def run_round(
-    control: SandboxControl, env: dict[str, str], workers: int, tokens: int, workdir: Path
+    sandbox: SandboxProcess,
+    control: SandboxControl,
+    env: dict[str, str],
+    workers: int,
+    tokens: int,
+    workdir: Path,
 ) -> Round:
     """Refresh every token once with `workers` db_workers running; the round's figures."""
     from admin_ext.jobs import pool_size_for
@@ -188,10 +205,14 @@ def run_round(
         try:
             time.sleep(3)  # started and idle, as they are when staff start a job
             cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+            sandbox_before = cpu_seconds(sandbox.pid)
             calls_before = len(control.calls())
+            busy_before, wall_before = machine_busy_seconds(), time.monotonic()
             job = start_refresh_job()
             wait_for_job(job, processes, timeout=max(600, tokens / 5))
+            busy_cores = (machine_busy_seconds() - busy_before) / (time.monotonic() - wall_before)
             worker_cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+            sandbox_cpu = cpu_seconds(sandbox.pid) - sandbox_before
         finally:
             for process in processes:
                 process.terminate()
@@ -204,6 +225,8 @@ def run_round(
         pool=pool_size_for(job),
         seconds=(job.finished_at - job.started_at).total_seconds(),
         worker_cpu=worker_cpu,
+        sandbox_cpu=sandbox_cpu,
+        busy_cores=busy_cores,
         token_calls=token_calls,
         failed=failed,
         lost=lost,
@@ -226,6 +249,11 @@ def print_table(rounds: list[Round], tokens: int, latency_ms: int) -> None:
         [f"{rate / limit:.2f}" for rate, limit in zip(rates, limits, strict=True)],
     )
     row("worker CPU ms/token (<= 2.5)", [f"{1000 * r.worker_cpu / tokens:.2f}" for r in rounds])
+    row("X sandbox CPU ms/token", [f"{1000 * r.sandbox_cpu / tokens:.2f}" for r in rounds])
+    row(
+        f"busy cores, all processes (of {os.cpu_count()})",
+        [f"{r.busy_cores:.2f}" for r in rounds],
+    )
     row("X token calls (one per token)", [str(r.token_calls) for r in rounds])
     row("failed items", [str(r.failed) for r in rounds])
     row("tokens lost (target 0)", [str(r.lost) for r in rounds])
@@ -266,7 +294,7 @@ def main() -> None:
         rounds = []
         for workers in counts:
             print(f"refreshing with {workers} db_worker(s) …", flush=True)
-            rounds.append(run_round(control, env, workers, args.tokens, Path(workdir)))
+            rounds.append(run_round(sandbox, control, env, workers, args.tokens, Path(workdir)))
 
     print(f"database: {database.engine}; X latency: {args.latency_ms} ms; DEBUG=0")
     print(

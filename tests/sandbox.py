@@ -59,6 +59,12 @@ class SandboxProcess:
         self._wait_until_answering()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The sandbox's process id (benches read its CPU time from /proc)."""
+        assert self._process is not None, "the sandbox is not started"
+        return self._process.pid
+
     def _flags(self) -> list[str]:
         flags = []
         for name, value in self.options.items():

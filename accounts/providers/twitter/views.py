@@ -18,6 +18,7 @@ from allauth.socialaccount.providers.oauth.views import (
     OAuthCallbackView,
     OAuthLoginView,
 )
+from django.contrib.sessions.backends.base import UpdateError
 from django.http import HttpRequest, HttpResponse
 
 from accounts import signin, x_client
@@ -76,6 +77,8 @@ class XOAuthLoginView(OAuthLoginView):
         except requests.RequestException as exc:
             # Getting the request token is the one call to X before the redirect.
             return render_authentication_error(request, provider, exception=exc)
+        except UpdateError as exc:
+            return signin.session_ended(request, provider, exc)
 
 
 class XOAuthCallbackView(OAuthCallbackView):
@@ -90,7 +93,10 @@ class XOAuthCallbackView(OAuthCallbackView):
             signin.resume_oauth1_sign_in(request, started, token_key)
             return allauths_callback(request)
 
-        response = signin.run_callback(request, provider, callback)
+        try:
+            response = signin.run_callback(request, provider, callback)
+        except UpdateError as exc:
+            return signin.session_ended(request, provider, exc)
         self._forget_request_token(request, token_key, started)
         signin.save_session_despite_error(request, response)
         return response

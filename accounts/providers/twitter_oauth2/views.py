@@ -14,6 +14,7 @@ from allauth.socialaccount.providers.oauth2.views import (
     OAuth2LoginView,
 )
 from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
 from django.http import HttpRequest, HttpResponse
 
 from accounts import signin, x_client
@@ -44,8 +45,11 @@ class XOAuth2Adapter(OAuth2Adapter):
 
 class XOAuth2LoginView(OAuth2LoginView):
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        signin.configured_provider(self.adapter, "OAuth 2.0")
-        return super().dispatch(request, *args, **kwargs)
+        provider = signin.configured_provider(self.adapter, "OAuth 2.0")
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except UpdateError as exc:
+            return signin.session_ended(request, provider, exc)
 
 
 class XOAuth2CallbackView(OAuth2CallbackView):
@@ -56,7 +60,10 @@ class XOAuth2CallbackView(OAuth2CallbackView):
         except signin.SignInRefused as exc:
             return render_authentication_error(request, provider, exception=exc)
         allauths_callback = partial(super().dispatch, request, *args, **kwargs)
-        response = signin.run_callback(request, provider, allauths_callback)
+        try:
+            response = signin.run_callback(request, provider, allauths_callback)
+        except UpdateError as exc:
+            return signin.session_ended(request, provider, exc)
         # allauth has used up the state whatever happened; a second visit is a replay.
         signin.mark_spent(request, provider.sub_id, request.GET.get("state", ""))
         signin.save_session_despite_error(request, response)
