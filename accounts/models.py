@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
-from accounts.secret_columns import SECRET_COLUMNS, hint_of, masked
+from accounts.secret_columns import HINT_LENGTH, SECRET_COLUMNS, hint_of, masked
 from tallies import keys
 from tallies.tracked import TalliedModel, TalliedQuerySet
 
@@ -147,7 +147,26 @@ class XTokenQuerySet(TalliedQuerySet):
         )
 
 
-class XToken(TalliedModel, models.Model):
+class GrantSecrets(models.Model):
+    """The encrypted columns of a grant (SECRET_COLUMNS) and their clear hint.
+
+    Declared once for the tokens the site holds and the grants it is revoking.
+    """
+
+    access_token = EncryptedTextField(blank=True, editable=False)
+    token_secret = EncryptedTextField(blank=True, editable=False)
+    refresh_token = EncryptedTextField(blank=True, editable=False)
+    # OAuth 2.0: access tokens a refresh replaced, which X honours until they
+    # expire; JSON. Revoking the grant revokes them too.
+    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
+    # The last HINT_LENGTH characters, kept apart so lists never decrypt anything.
+    token_hint = models.CharField(max_length=HINT_LENGTH, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class XToken(TalliedModel, GrantSecrets):
     """An access token X issued for a profile, encrypted at rest.
 
     Secrets are only ever read to call X; everywhere else `masked` stands in.
@@ -155,14 +174,6 @@ class XToken(TalliedModel, models.Model):
 
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="tokens")
     kind = models.CharField(max_length=10, choices=TokenKind.choices)
-    access_token = EncryptedTextField(blank=True, editable=False)
-    token_secret = EncryptedTextField(blank=True, editable=False)
-    refresh_token = EncryptedTextField(blank=True, editable=False)
-    # OAuth 2.0: access tokens a refresh replaced, which X honours until they
-    # expire; JSON [{"token", "expires_at"}]. Revoking the grant revokes them too.
-    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
-    # The last four characters, kept apart so lists never decrypt anything.
-    token_hint = models.CharField(max_length=4, blank=True, editable=False)
     scopes = models.CharField(max_length=255, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     status = models.CharField(
@@ -260,7 +271,7 @@ def _dump_earlier(entries: list[tuple[str, datetime]]) -> str:
     return json.dumps([{"token": t, "expires_at": e.isoformat()} for t, e in entries])
 
 
-class PendingRevocation(TalliedModel, models.Model):
+class PendingRevocation(TalliedModel, GrantSecrets):
     """A grant the site no longer holds (or could not revoke) that X has not confirmed revoked.
 
     The secrets stay encrypted exactly like XToken's until X confirms, then they are
@@ -270,12 +281,6 @@ class PendingRevocation(TalliedModel, models.Model):
     """
 
     kind = models.CharField(max_length=10, choices=TokenKind.choices)
-    access_token = EncryptedTextField(blank=True, editable=False)
-    token_secret = EncryptedTextField(blank=True, editable=False)
-    refresh_token = EncryptedTextField(blank=True, editable=False)
-    # JSON list of further access tokens of the grant (replaced by refreshes).
-    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
-    token_hint = models.CharField(max_length=4, blank=True, editable=False)
     token_ref = models.PositiveBigIntegerField(
         "X token id", null=True, blank=True, db_index=True, help_text="The XToken it came from."
     )

@@ -139,7 +139,11 @@ def test_every_encrypted_column_of_every_model_is_a_secret_and_the_rest_is_share
     assert shared == {f.name for f in Profile._meta.concrete_fields} - {"user"}
     token_columns = {field.name for field in account_data.shared_fields(XToken)}
     assert token_columns.isdisjoint({*SECRET_COLUMNS, *account_data.SECRET_DERIVED})
-    assert set(SECRET_COLUMNS) <= {field.name for field in XToken._meta.concrete_fields}
+    # The named secret columns are exactly the encrypted ones of both grant tables.
+    for model in (XToken, PendingRevocation):
+        fields = model._meta.concrete_fields
+        encrypted = {f.name for f in fields if isinstance(f, EncryptedTextField)}
+        assert encrypted == set(SECRET_COLUMNS), model
     assert {"kind", "status", "scopes", "expires_at", "last_checked_at"} <= token_columns
 
 
