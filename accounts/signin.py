@@ -40,7 +40,7 @@ from django.utils.crypto import constant_time_compare
 
 from accounts import revocation, x_client
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
-from accounts.models import Profile, TokenKind, XToken
+from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.profiles import upsert_from_x
 from accounts.secret_columns import SECRET_COLUMNS, hint_of
 from accounts.tokens import store_token
@@ -764,6 +764,7 @@ def disconnect_x(profile: Profile) -> Disconnection:
     """
     tokens = list(profile.tokens.all())
     unconfirmed = 0
+    maybe_unseen_pair = any(token.status == TokenStatus.NEEDS_SIGN_IN for token in tokens)
     for token in tokens:
         outcome = revocation.end_token_grant(token, "Disconnect X")
         if not outcome.ok:
@@ -786,6 +787,14 @@ def disconnect_x(profile: Profile) -> Disconnection:
             "Disconnected: we deleted our access to your X account here and signed you out. "
             "X has not yet confirmed that it revoked that access, so we keep asking it until "
             "it does.",
+        )
+    if maybe_unseen_pair:
+        # A refresh X answered too late: X may honour a pair we never received.
+        return Disconnection(
+            True,
+            "Disconnected: we revoked at X every access we held, deleted it here and signed "
+            "you out. X may still honour one access it issued but never delivered to us; to "
+            "end it, remove this app at X (Settings, Security, Connected apps).",
         )
     return Disconnection(
         True,

@@ -166,6 +166,19 @@ REFRESHED_FIELDS = [
 ]
 
 
+def _refreshed_fields(status_before: str, status_after: str) -> list[str]:
+    """REFRESHED_FIELDS, without the status when it stays as the row holds it.
+
+    The row was read under this transaction's lock, so its status is current: an
+    unchanged one need not be written, and then the counted figures (tallies) have
+    nothing to move and skip their own locked read of the row, the largest share of
+    a bulk refresh's CPU after the call to X.
+    """
+    if status_before == status_after:
+        return [name for name in REFRESHED_FIELDS if name != "status"]
+    return REFRESHED_FIELDS
+
+
 def refresh_token(token: XToken) -> Outcome:
     """OAuth 2.0: trade the refresh token for a new pair. OAuth 1.0a: re-verify.
 
@@ -204,11 +217,12 @@ def refresh_token(token: XToken) -> Outcome:
         locked.expires_at = (
             timezone.now() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
         )
+        status_before = locked.status
         locked.status = TokenStatus.ACTIVE
         locked.last_error = ""
         locked.last_refreshed_at = timezone.now()
         locked.last_checked_at = locked.last_refreshed_at
-        locked.save(update_fields=REFRESHED_FIELDS)
+        locked.save(update_fields=_refreshed_fields(status_before, locked.status))
     _copy_state(locked, token)
     return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
 

@@ -137,6 +137,12 @@ def test_figures_equal_a_recount_after_sign_ins_refreshes_revokes_deletions_and_
     assert progress.failed >= 1
     x_sandbox.clear_faults()
     assert_dashboard_matches_a_recount(admin_client)
+    # A refresh that brings an "error" token back to active moves it between figures;
+    # one that keeps an active token active leaves them be.
+    assert XToken.objects.get(pk=oauth2[1].pk).status == TokenStatus.ERROR
+    assert token_ops.refresh_token(oauth2[1]).ok
+    assert token_ops.refresh_token(oauth2[1]).ok
+    assert_dashboard_matches_a_recount(admin_client)
 
     people[4].post("/profile/disconnect/")
     User.objects.get(x_profile__screen_name="fig5").delete()

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
 from accounts.models import TokenKind, TokenStatus, XToken
 from accounts.tokens import check_token, refresh_token, revoke_token
@@ -127,3 +128,15 @@ def test_revoking_a_token_whose_refresh_answer_was_lost_never_says_revoked(x_san
         assert "only the person can end it at X" in result.message
     stored = reloaded(token)
     assert stored.status == TokenStatus.NEEDS_SIGN_IN and not stored.access_token
+
+
+def test_disconnecting_after_a_lost_refresh_tells_the_person_what_only_x_can_end(x_sandbox):
+    token, _ = lose_a_refresh_answer(x_sandbox)
+    client = Client()
+    client.force_login(token.profile.user)
+
+    page = client.post("/account/disconnect/", follow=True).content.decode()
+
+    assert "Connected apps" in page
+    assert "we revoked our access at X" not in page
+    assert not XToken.objects.filter(pk=token.pk).exists()
