@@ -113,16 +113,17 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             # One X account per user: attaching a second one would split the profile.
             messages.error(request, _("Each account here is linked to exactly one X account."))
             raise ImmediateHttpResponse(redirect("profile"))
-        signin.link_to_existing_user(request, sociallogin)
+        sign_in = signin.sign_in_of(request, sociallogin)
+        signin.link_to_existing_user(request, sociallogin, sign_in)
         if signin.is_known(sociallogin) and sociallogin.user.is_active:
-            signin.record_sign_in(sociallogin.user, signin.attached(sociallogin))
+            signin.record_sign_in(sociallogin.user, sign_in)
             signin.note_kept(request)
 
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
-        sign_in = signin.attached(sociallogin)
+        sign_in = signin.sign_in_of(request, sociallogin)
         user_username(sociallogin.user, signin.username_for(sign_in.x_user.screen_name))
         create_user = partial(super().save_user, request, sociallogin, form)
-        user = signin.sign_up(sociallogin, create_user)
+        user = signin.sign_up(sociallogin, sign_in, create_user)
         signin.note_kept(request)
         return user
 

@@ -18,10 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import crypto, x_values
 from accounts.fields import EncryptedTextField
+from accounts.secret_columns import HINT_LENGTH, SECRET_COLUMNS, hint_of, masked
 from tallies import keys
 from tallies.tracked import TalliedModel, TalliedQuerySet
-
-SECRET_COLUMNS = ("access_token", "token_secret", "refresh_token", "earlier_access_tokens")
 
 
 class TokenKind(models.TextChoices):
@@ -160,7 +159,28 @@ class XTokenQuerySet(TalliedQuerySet):
         )
 
 
-class XToken(TalliedModel, models.Model):
+class GrantSecrets(models.Model):
+    """The encrypted columns of a grant (SECRET_COLUMNS) and their clear hint.
+
+    Declared once for the tokens the site holds and the grants it is revoking.
+    """
+
+    access_token = EncryptedTextField(blank=True, editable=False)
+    token_secret = EncryptedTextField(blank=True, editable=False)
+    refresh_token = EncryptedTextField(blank=True, editable=False)
+    # OAuth 2.0: access tokens a refresh replaced, which X honours until they
+    # expire; JSON. Revoking the grant revokes them too.
+    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
+    # The last HINT_LENGTH characters, kept apart so lists never decrypt anything.
+    token_hint = models.CharField(
+        verbose_name=_("token hint"), max_length=HINT_LENGTH, blank=True, editable=False
+    )
+
+    class Meta:
+        abstract = True
+
+
+class XToken(TalliedModel, GrantSecrets):
     """An access token X issued for a profile, encrypted at rest.
 
     Secrets are only ever read to call X; everywhere else `masked` stands in.
@@ -170,16 +190,6 @@ class XToken(TalliedModel, models.Model):
         Profile, verbose_name=_("profile"), on_delete=models.CASCADE, related_name="tokens"
     )
     kind = models.CharField(verbose_name=_("kind"), max_length=10, choices=TokenKind.choices)
-    access_token = EncryptedTextField(blank=True, editable=False)
-    token_secret = EncryptedTextField(blank=True, editable=False)
-    refresh_token = EncryptedTextField(blank=True, editable=False)
-    # OAuth 2.0: access tokens a refresh replaced, which X honours until they
-    # expire; JSON [{"token", "expires_at"}]. Revoking the grant revokes them too.
-    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
-    # The last four characters, kept apart so lists never decrypt anything.
-    token_hint = models.CharField(
-        verbose_name=_("token hint"), max_length=4, blank=True, editable=False
-    )
     scopes = models.CharField(verbose_name=_("scopes"), max_length=255, blank=True)
     expires_at = models.DateTimeField(
         verbose_name=_("expires at"), null=True, blank=True, db_index=True
@@ -232,9 +242,7 @@ class XToken(TalliedModel, models.Model):
 
     @property
     def masked(self) -> str:
-        if not self.token_hint:
-            return f"{self.get_kind_display()} (none)"
-        return f"{self.get_kind_display()} …{self.token_hint}"
+        return masked(self.get_kind_display(), self.token_hint)
 
     @property
     def is_expired(self) -> bool:
@@ -244,7 +252,7 @@ class XToken(TalliedModel, models.Model):
         self.access_token = access_token
         self.token_secret = token_secret
         self.refresh_token = refresh_token
-        self.token_hint = access_token[-4:] if access_token else ""
+        self.token_hint = hint_of(access_token)
 
     def wipe_secrets(self) -> None:
         self.set_secrets("", "", "")
@@ -289,7 +297,7 @@ def _dump_earlier(entries: list[tuple[str, datetime]]) -> str:
     return json.dumps([{"token": t, "expires_at": e.isoformat()} for t, e in entries])
 
 
-class PendingRevocation(TalliedModel, models.Model):
+class PendingRevocation(TalliedModel, GrantSecrets):
     """A grant the site no longer holds (or could not revoke) that X has not confirmed revoked.
 
     The secrets stay encrypted exactly like XToken's until X confirms, then they are
@@ -299,14 +307,6 @@ class PendingRevocation(TalliedModel, models.Model):
     """
 
     kind = models.CharField(verbose_name=_("kind"), max_length=10, choices=TokenKind.choices)
-    access_token = EncryptedTextField(blank=True, editable=False)
-    token_secret = EncryptedTextField(blank=True, editable=False)
-    refresh_token = EncryptedTextField(blank=True, editable=False)
-    # JSON list of further access tokens of the grant (replaced by refreshes).
-    earlier_access_tokens = EncryptedTextField(blank=True, editable=False)
-    token_hint = models.CharField(
-        verbose_name=_("token hint"), max_length=4, blank=True, editable=False
-    )
     token_ref = models.PositiveBigIntegerField(
         _("X token id"),
         null=True,
@@ -350,7 +350,7 @@ class PendingRevocation(TalliedModel, models.Model):
     @property
     def masked(self) -> str:
         label = TokenKind(self.kind).label if self.kind in TokenKind.values else self.kind
-        return f"{label} …{self.token_hint}" if self.token_hint else f"{label} (none)"
+        return masked(label, self.token_hint)
 
     @property
     def is_resolved(self) -> bool:

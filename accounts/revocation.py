@@ -44,6 +44,7 @@ from django.utils import timezone
 from accounts import crypto, x_client
 from accounts.models import PendingRevocation, Profile, TokenKind, TokenStatus, XToken
 from accounts.outcomes import Outcome
+from accounts.secret_columns import hint_of
 from accounts.x_client import XError, XRateLimited, XTokenInvalid
 
 logger = logging.getLogger(__name__)
@@ -308,8 +309,7 @@ def _waiting_for(token_ref: int | None, grant: Grant) -> PendingRevocation | Non
 
 
 def _hint(grant: Grant) -> str:
-    value = grant.access_token or grant.refresh_token
-    return value[-4:] if isinstance(value, str) else ""
+    return hint_of(grant.access_token or grant.refresh_token)
 
 
 def _dump_tokens(tokens: tuple) -> object:

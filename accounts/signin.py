@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,25 +26,27 @@ from urllib.parse import urlsplit
 import requests
 from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+from allauth.socialaccount.helpers import render_authentication_error
 from allauth.socialaccount.internal import statekit
-from allauth.socialaccount.models import SocialAccount, SocialLogin
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialLogin, SocialToken
 from allauth.socialaccount.providers.base.constants import AuthError
 from allauth.socialaccount.providers.oauth.client import OAuthError
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from django.contrib.sessions.backends.base import UpdateError
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts import revocation
+from accounts import revocation, x_client
 from accounts.crypto import TokenDecryptionError, decrypt, encrypt
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from accounts.profiles import upsert_from_x
+from accounts.secret_columns import SECRET_COLUMNS, hint_of
 from accounts.tokens import store_token
-from accounts.x_client import XUser
+from accounts.x_client import XError, XRateLimited, XUser
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,6 @@ SPENT_SESSION_KEY = "x_signin_spent_callbacks"
 SPENT_REMEMBERED = 10
 # OAuth 1.0a sign-ins started in this session, by request token (see below).
 PENDING_OAUTH1_SESSION_KEY = "x_signin_oauth1_pending"
-_SIGN_IN_ATTRIBUTE = "x_sign_in"
 _ISSUED_ATTRIBUTE = "x_signin_issued"
 SUPERSEDED_REASON = "replaced by a new sign-in"
 ABANDONED_REASON = "sign-in abandoned after X issued a token"
@@ -241,6 +243,12 @@ def forget_ended_session(request: HttpRequest) -> None:
     request.session.flush()
 
 
+def session_ended(request: HttpRequest, provider, exception: UpdateError) -> HttpResponse:
+    """The failure page for a sign-in whose session another request deleted meanwhile."""
+    forget_ended_session(request)
+    return render_authentication_error(request, provider, exception=exception)
+
+
 def save_session_despite_error(request: HttpRequest, response: HttpResponse) -> None:
     """Keep what a callback took out of the session even when X failed.
 
@@ -423,6 +431,13 @@ def failure_for(
         return exception.failure
     if error == AuthError.CANCELLED:
         return DENIED
+    if isinstance(exception, XError) and isinstance(
+        exception.__cause__, requests.RequestException
+    ):
+        # accounts.x_client could not get an answer: the connection's story is the cause's.
+        exception = exception.__cause__
+    if isinstance(exception, XRateLimited):
+        return X_RATE_LIMITED
     if isinstance(exception, XAnswered):
         return X_RATE_LIMITED if exception.status_code == 429 else X_ERROR
     # ConnectTimeout is both a Timeout and a ConnectionError: waiting is the story.
@@ -430,7 +445,7 @@ def failure_for(
         return X_TIMEOUT
     if isinstance(exception, requests.ConnectionError):
         return X_UNREACHABLE
-    if isinstance(exception, requests.RequestException | OAuthError | OAuth2Error):
+    if isinstance(exception, requests.RequestException | OAuthError | OAuth2Error | XError):
         return X_ERROR
     if isinstance(exception, PermissionDenied):
         return MISSING
@@ -449,6 +464,8 @@ def describe(exception: BaseException | None, request: HttpRequest) -> str:
     """
     if isinstance(exception, XAnswered):
         return str(exception)
+    if isinstance(exception, XError) and exception.http_status:
+        return f"{type(exception).__name__}: X answered {exception.http_status}"
     if exception is not None and not isinstance(exception, SignInRefused):
         return type(exception).__name__
     if error := request.GET.get("error"):
@@ -478,22 +495,40 @@ class XSignIn:
     access_token: str = field(repr=False)
     token_secret: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
-    expires_in: int | None = None
+    expires_at: datetime | None = None
     scopes: str = ""
 
 
-def attach(sociallogin: SocialLogin, sign_in: XSignIn) -> SocialLogin:
-    """Carry the sign-in's data from the provider adapter to the account adapter.
+def complete_login(
+    request: HttpRequest, provider, kind: str, token: SocialToken, *, scopes: str = ""
+) -> SocialLogin:
+    """Both providers' `complete_login`: note the grant X just issued, then hand allauth
+    X's user object, fetched by accounts.x_client like every other look-up of a person."""
+    note_issued(request, kind, token, scopes=scopes)
+    data = x_client.user_object(kind, token.token, token.token_secret, retry=False)
+    return provider.sociallogin_from_response(request, data)
 
-    SocialLogin has no place for the scopes or our XUser, and its SocialToken must
-    never be saved (allauth stores it in clear), so the data rides along here.
+
+def sign_in_of(request: HttpRequest, sociallogin: SocialLogin) -> XSignIn:
+    """The sign-in as allauth hands it to the adapter: the person from X's answer
+    (allauth's `account.extra_data`), the token from `sociallogin.token`.
+
+    allauth's OAuth 2.0 token keeps the refresh token as its `token_secret` and has no
+    place for the scopes X granted: those come from the grant noted in this callback.
     """
-    setattr(sociallogin, _SIGN_IN_ATTRIBUTE, sign_in)
-    return sociallogin
-
-
-def attached(sociallogin: SocialLogin) -> XSignIn:
-    return getattr(sociallogin, _SIGN_IN_ATTRIBUTE)
+    kind = KIND_BY_PROVIDER[sociallogin.account.provider]
+    token = sociallogin.token
+    issued = getattr(request, _ISSUED_ATTRIBUTE, None)
+    oauth1 = kind == TokenKind.OAUTH1
+    return XSignIn(
+        kind=kind,
+        x_user=x_client.parse_user(kind, sociallogin.account.extra_data),
+        access_token=token.token,
+        token_secret=token.token_secret if oauth1 else "",
+        refresh_token="" if oauth1 else token.token_secret,
+        expires_at=token.expires_at,
+        scopes=issued.scopes if issued is not None else "",
+    )
 
 
 def is_known(sociallogin: SocialLogin) -> bool:
@@ -501,7 +536,9 @@ def is_known(sociallogin: SocialLogin) -> bool:
     return sociallogin.user is not None and sociallogin.user.pk is not None
 
 
-def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> None:
+def link_to_existing_user(
+    request: HttpRequest, sociallogin: SocialLogin, sign_in: XSignIn
+) -> None:
     """Sign a returning person in as their existing user, whichever method they use.
 
     allauth keys accounts by (provider, uid), so OAuth 2.0 after OAuth 1.0a would
@@ -511,7 +548,7 @@ def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> Non
     """
     if is_known(sociallogin):
         return
-    x_user_id = attached(sociallogin).x_user.id
+    x_user_id = sign_in.x_user.id
     profile = Profile.objects.select_related("user").filter(x_user_id=x_user_id).first()
     if profile is None:
         return
@@ -523,7 +560,7 @@ def link_to_existing_user(request: HttpRequest, sociallogin: SocialLogin) -> Non
         _adopt(sociallogin, profile.user)
 
 
-def sign_up(sociallogin: SocialLogin, save_user: Callable[[], Any]) -> Any:
+def sign_up(sociallogin: SocialLogin, sign_in: XSignIn, save_user: Callable[[], Any]) -> Any:
     """Create the user for a first sign-in, surviving a simultaneous first sign-in.
 
     Two browsers can finish a person's very first sign-in at the same moment: both
@@ -533,7 +570,6 @@ def sign_up(sociallogin: SocialLogin, save_user: Callable[[], Any]) -> Any:
     by the time the second sees the conflict the first has committed all of it and
     the second person is simply signed in as that user.
     """
-    sign_in = attached(sociallogin)
     try:
         with transaction.atomic():
             user = save_user()
@@ -591,7 +627,7 @@ def record_sign_in(user, sign_in: XSignIn) -> Profile:
         access_token=sign_in.access_token,
         token_secret=sign_in.token_secret,
         refresh_token=sign_in.refresh_token,
-        expires_in=sign_in.expires_in,
+        expires_at=sign_in.expires_at,
         scopes=sign_in.scopes,
     )
     return profile
@@ -623,23 +659,26 @@ class IssuedGrant:
     access_token: str = field(repr=False)
     token_secret: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
+    scopes: str = ""
     kept: bool = False
 
 
-def note_issued(
-    request: HttpRequest,
-    kind: str,
-    *,
-    access_token: str,
-    token_secret: str = "",
-    refresh_token: str = "",
-) -> None:
-    """Remember, for the end of the callback, a token X just issued (before any other call)."""
-    setattr(
-        request,
-        _ISSUED_ATTRIBUTE,
-        IssuedGrant(kind, access_token, token_secret, refresh_token),
+def note_issued(request: HttpRequest, kind: str, token: SocialToken, *, scopes: str = "") -> None:
+    """Remember, for the end of the callback, a token X just issued (before any other call).
+
+    Kept on our request, not on allauth's objects: a grant must be ended even when the
+    callback fails before allauth has a SocialLogin to carry it.
+    """
+    secret = token.token_secret
+    oauth1 = kind == TokenKind.OAUTH1
+    issued = IssuedGrant(
+        kind,
+        token.token,
+        token_secret=secret if oauth1 else "",
+        refresh_token="" if oauth1 else secret,
+        scopes=scopes,
     )
+    setattr(request, _ISSUED_ATTRIBUTE, issued)
 
 
 def note_kept(request: HttpRequest) -> None:
@@ -647,6 +686,39 @@ def note_kept(request: HttpRequest) -> None:
     issued = getattr(request, _ISSUED_ATTRIBUTE, None)
     if issued is not None:
         issued.kept = True
+
+
+# What a callback turns into a failure page rather than a 500: our refusals, X's
+# answers through accounts.x_client, allauth's exchange failing, a lost state.
+CALLBACK_FAILURES = (SignInRefused, XError, requests.RequestException, PermissionDenied)
+
+
+def configured_provider(adapter, method: str):
+    """The adapter's provider, or 404 when its credentials are not configured."""
+    try:
+        return adapter.get_provider()
+    except SocialApp.DoesNotExist:
+        raise Http404(f"Sign-in with X over {method} is not configured.") from None
+
+
+def run_callback(
+    request: HttpRequest, provider, callback: Callable[[], HttpResponse]
+) -> HttpResponse:
+    """Run a provider's callback; whatever happens, end a grant X issued that we did not keep.
+
+    Anything but CALLBACK_FAILURES (UpdateError: the session ended, see
+    `session_ended`) is raised on once the grant is ended.
+    """
+    try:
+        response = callback()
+    except CALLBACK_FAILURES as exc:
+        end_grant_not_kept(request, failed=True)
+        response = render_authentication_error(request, provider, exception=exc)
+    except BaseException:
+        end_grant_not_kept(request, failed=True)
+        raise
+    end_grant_not_kept(request)
+    return response
 
 
 def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:
@@ -678,7 +750,7 @@ def end_grant_not_kept(request: HttpRequest, *, failed: bool = False) -> None:
 def _is_held(kind: str, access_token: str) -> bool:
     """Whether an XToken holds this access token (found by its hint, compared decrypted)."""
     try:
-        candidates = list(XToken.objects.filter(kind=kind, token_hint=access_token[-4:]))
+        candidates = list(XToken.objects.filter(kind=kind, token_hint=hint_of(access_token)))
     except DatabaseError:
         # The database that failed the sign-in cannot say; the token is surely not kept.
         return False
@@ -718,15 +790,7 @@ def disconnect_x(profile: Profile) -> Disconnection:
                 outcome.pending_revocation_id,
             )
         token.wipe_secrets()
-        token.save(
-            update_fields=[
-                "access_token",
-                "token_secret",
-                "refresh_token",
-                "token_hint",
-                "earlier_access_tokens",
-            ]
-        )
+        token.save(update_fields=[*SECRET_COLUMNS, "token_hint"])
     XToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
     logger.info("Disconnect X: profile %s deleted %s token(s)", profile.pk, len(tokens))
     if unconfirmed:

@@ -20,13 +20,13 @@ relies on:
   single-use refresh token cannot both reach X: the second sees the new pair.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, revocation, x_client
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.outcomes import Outcome
 from accounts.profiles import apply_x_user
 from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
@@ -50,13 +50,15 @@ def store_token(
     token_secret: str = "",
     refresh_token: str = "",
     expires_in: int | None = None,
+    expires_at: datetime | None = None,
     scopes: str = "",
 ) -> XToken:
     """Keep the token X just issued for this profile and method, replacing any older one.
 
     One INSERT ... ON CONFLICT (profile, kind) DO UPDATE: the old token is replaced
     without being read (and decrypted) first, and two sign-ins storing at once
-    cannot both insert. The returned instance holds what was written; created_at
+    cannot both insert. `expires_at` (as allauth computed it during a sign-in) wins
+    over `expires_in`. The returned instance holds what was written; created_at
     and last_refreshed_at, which this call leaves alone, are not read back.
     """
     now = timezone.now()
@@ -64,7 +66,7 @@ def store_token(
         profile=profile,
         kind=kind,
         scopes=scopes,
-        expires_at=now + timedelta(seconds=expires_in) if expires_in else None,
+        expires_at=expires_at or (now + timedelta(seconds=expires_in) if expires_in else None),
         status=TokenStatus.ACTIVE,
         last_error="",
         last_checked_at=now,
@@ -88,12 +90,6 @@ def store_token(
         ],
     )
     return token
-
-
-def _fetch_user(token: XToken) -> XUser:
-    if token.kind == TokenKind.OAUTH1:
-        return x_client.verify_credentials(token.access_token, token.token_secret)
-    return x_client.get_me(token.access_token)
 
 
 def _record_failure(token: XToken, error: XError) -> Outcome:
@@ -148,7 +144,7 @@ def check_token(token: XToken) -> Outcome:
     if refusal := _unusable(token):
         return refusal
     try:
-        x_user = _fetch_user(token)
+        x_user = x_client.fetch_user(token.kind, token.access_token, token.token_secret)
     except XRateLimited:
         raise
     except XError as error:
@@ -158,11 +154,8 @@ def check_token(token: XToken) -> Outcome:
 
 # What a successful refresh changes; the rest of the row is left as it was read.
 REFRESHED_FIELDS = [
-    "access_token",
-    "token_secret",
-    "refresh_token",
+    *SECRET_COLUMNS,
     "token_hint",
-    "earlier_access_tokens",
     "scopes",
     "expires_at",
     "status",

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 
 from accounts import signin
-from accounts.models import Profile
+from accounts.models import SECRET_COLUMNS, Profile
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -48,9 +48,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     context = {
         "profile": profile,
         # The page shows a token's state, never the token: leave the secrets undecrypted.
-        "tokens": profile.tokens.defer("access_token", "token_secret", "refresh_token").order_by(
-            "kind"
-        ),
+        "tokens": profile.tokens.defer(*SECRET_COLUMNS).order_by("kind"),
         "website": _web_link(profile.url),
         "avatar": _web_link(profile.profile_image_url),
     }

@@ -3,6 +3,8 @@
 One place owns the base URLs (settings.X_API_BASE_URL), timeouts, retries, the
 rate-limit headers and the translation of X's many error shapes into a few
 exceptions the rest of the code can act on without knowing X's wire format.
+The sign-in callback fetches the person through the same `user_object` as a
+token check does: same endpoint, fields, timeout and error handling.
 """
 
 import logging
@@ -18,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth1
 
 from accounts import x_values
+from accounts.models import TokenKind
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,10 @@ ERROR_TEXT_LIMIT = 200
 V2_USER_FIELDS = (
     "created_at,description,location,profile_image_url,protected,public_metrics,url,verified"
 )
+# Everything the profile needs and nothing more: no email (we do not keep it, and an
+# email clash would make allauth park a sign-in, token included, in the session).
+V1_USER_PARAMS = {"include_email": "false", "skip_status": "true", "include_entities": "false"}
+V2_USER_PARAMS = {"user.fields": V2_USER_FIELDS}
 _RETRY_BACKOFF_SECONDS = 0.2
 _local = threading.local()
 
@@ -115,7 +122,6 @@ class XUser:
     protected: bool
     verified: bool
     created_at: datetime | None
-    email: str = ""
 
     @classmethod
     def from_v1(cls, data: dict) -> "XUser":
@@ -139,7 +145,6 @@ class XUser:
             protected=x_values.flag(data.get("protected")),
             verified=x_values.flag(data.get("verified")),
             created_at=x_values.v1_date(data.get("created_at")),
-            email=x_values.clean_text(data.get("email")),
         )
 
     @classmethod
@@ -173,7 +178,7 @@ class XUser:
 
 
 def _user_object(data: object) -> dict:
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or "id" not in data:
         raise XError("X answered without a user object")
     return data
 
@@ -383,30 +388,64 @@ def _log_call(method: str, path: str, status: int | None, started: float) -> Non
     )
 
 
-def verify_credentials(access_token: str, token_secret: str) -> XUser:
-    """OAuth 1.0a: the user behind a token, or XTokenInvalid if X no longer honours it."""
+def user_object(
+    kind: str, access_token: str, token_secret: str = "", *, retry: bool = True
+) -> dict:
+    """X's own user object for a token: v1.1 `verify_credentials` for OAuth 1.0a, v2
+    `users/me` with every profile field we keep for OAuth 2.0.
+
+    `retry=False` for a sign-in, where a person waits on the page: X's fault is shown
+    at once with a "Try again" link instead of after the retries' back-off.
+    """
+    if kind == TokenKind.OAUTH1:
+        what = "verify_credentials"
+        response = _call(
+            "GET",
+            "/1.1/account/verify_credentials.json",
+            what=what,
+            retry=retry,
+            params=V1_USER_PARAMS,
+            auth=_oauth1(access_token, token_secret),
+        )
+        return _user_object(_json(response, what))
+    what = "users/me"
     response = _call(
         "GET",
-        "/1.1/account/verify_credentials.json",
-        what="verify_credentials",
-        retry=True,
-        params={"include_email": "true", "skip_status": "true", "include_entities": "false"},
-        auth=_oauth1(access_token, token_secret),
+        "/2/users/me",
+        what=what,
+        retry=retry,
+        params=V2_USER_PARAMS,
+        headers={"Authorization": f"Bearer {access_token}"},
     )
-    return XUser.from_v1(response.json())
+    body = _json(response, what)
+    return _user_object(body.get("data") if isinstance(body, dict) else None)
+
+
+def parse_user(kind: str, data: dict) -> XUser:
+    """The person in X's user object of the API version `kind`'s token speaks."""
+    return XUser.from_v1(data) if kind == TokenKind.OAUTH1 else XUser.from_v2(data)
+
+
+def fetch_user(kind: str, access_token: str, token_secret: str = "") -> XUser:
+    """The user behind a token, or XTokenInvalid if X no longer honours it."""
+    return parse_user(kind, user_object(kind, access_token, token_secret))
+
+
+def verify_credentials(access_token: str, token_secret: str) -> XUser:
+    """OAuth 1.0a: the user behind a token, or XTokenInvalid if X no longer honours it."""
+    return fetch_user(TokenKind.OAUTH1, access_token, token_secret)
 
 
 def get_me(access_token: str) -> XUser:
     """OAuth 2.0: the user behind a bearer token, with every profile field we keep."""
-    response = _call(
-        "GET",
-        "/2/users/me",
-        what="users/me",
-        retry=True,
-        params={"user.fields": V2_USER_FIELDS},
-        headers={"Authorization": f"Bearer {access_token}"},
-    )
-    return XUser.from_v2(response.json()["data"])
+    return fetch_user(TokenKind.OAUTH2, access_token)
+
+
+def _json(response: requests.Response, what: str) -> object:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise XError(f"{what}: X answered {response.status_code} without JSON") from exc
 
 
 def refresh_oauth2(refresh_token: str) -> TokenGrant:

@@ -2,17 +2,16 @@
 
 Every action becomes a BulkJob run by the background workers, and the admin goes
 straight to the job's page, which follows it live: no action, however small,
-holds the page while X answers. Each action is guarded twice: by
-`@admin.action(permissions=...)`, which hides it, and by `refuse_unpermitted_action`,
-which answers a hand-made POST with 403 instead of Django's silent "no action".
+holds the page while X answers. Each action is declared with
+`admin_ext.permissions.guarded_action`: hidden from staff without its permission,
+and refused (403) if it is posted anyway.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -20,29 +19,16 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from accounts.models import Profile, XToken
+from accounts.models import SECRET_COLUMNS, Profile, XToken
 from admin_ext import jobs
 from admin_ext.audit import log_job_started
 from admin_ext.models import BulkJob, BulkJobItem, ItemStatus, TokenAction
-from admin_ext.tasks import enqueue_job
+from admin_ext.permissions import guarded_action
+from admin_ext.tasks import start_job
 
-ACTION_PERMISSIONS = {
-    "check_tokens": "accounts.check_token",
-    "refresh_tokens": "accounts.refresh_token",
-    "revoke_tokens": "accounts.revoke_token",
-}
 CONFIRMATION_LISTED = 100
 REASONS_SHOWN = 3
 NAMES_PER_REASON = 5
-
-
-def refuse_unpermitted_action(request: HttpRequest) -> None:
-    """403 for a POST naming a token action the user may not run."""
-    if request.method != "POST":
-        return
-    permission = ACTION_PERMISSIONS.get(request.POST.get("action", ""))
-    if permission and not request.user.has_perm(permission):
-        raise PermissionDenied
 
 
 @dataclass(frozen=True)
@@ -68,32 +54,24 @@ def selection_of_tokens(tokens: QuerySet[XToken]) -> Selection:
 # The actions ----------------------------------------------------------------------
 
 
-@admin.action(description=gettext_lazy("Check tokens with X"), permissions=["check_token"])
+@guarded_action(description=gettext_lazy("Check tokens with X"), permissions=["check_token"])
 def check_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
-    _require(request, "check_tokens")
     selection = modeladmin.selection(queryset)
     return run_token_action(modeladmin, request, TokenAction.CHECK, selection)
 
 
-@admin.action(description=gettext_lazy("Refresh tokens"), permissions=["refresh_token"])
+@guarded_action(description=gettext_lazy("Refresh tokens"), permissions=["refresh_token"])
 def refresh_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
-    _require(request, "refresh_tokens")
     selection = modeladmin.selection(queryset)
     return run_token_action(modeladmin, request, TokenAction.REFRESH, selection)
 
 
-@admin.action(description=gettext_lazy("Revoke tokens at X…"), permissions=["revoke_token"])
+@guarded_action(description=gettext_lazy("Revoke tokens at X…"), permissions=["revoke_token"])
 def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
-    _require(request, "revoke_tokens")
     selection = modeladmin.selection(queryset)
     if request.POST.get("confirmed") != "yes":
         return revoke_confirmation(modeladmin, request, queryset, selection)
     return run_token_action(modeladmin, request, TokenAction.REVOKE, selection)
-
-
-def _require(request: HttpRequest, action: str) -> None:
-    if not request.user.has_perm(ACTION_PERMISSIONS[action]):
-        raise PermissionDenied
 
 
 # Running ----------------------------------------------------------------------------
@@ -107,14 +85,12 @@ def run_token_action(
     Even one token goes to the workers: X can take seconds to answer (or rate-limit
     us for minutes), and a page that waits for it looks frozen.
     """
-    job = jobs.create_job(
+    job = start_job(
         action,
         selection.tokens,
         profiles_without_tokens=selection.profiles_without_tokens,
         actor=request.user,
-        run_in_background=True,
     )
-    enqueue_job(job)
     log_job_started(request.user, job)
     modeladmin.message_user(
         request,
@@ -178,7 +154,7 @@ def revoke_confirmation(
     """List the accounts about to lose their X connection before anything is revoked."""
     listed = (
         selection.tokens.select_related("profile__user")
-        .defer("access_token", "token_secret", "refresh_token")
+        .defer(*SECRET_COLUMNS)
         .order_by("profile__screen_name", "pk")[:CONFIRMATION_LISTED]
     )
     token_count = selection.tokens.count()

@@ -29,7 +29,7 @@ from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -48,23 +48,23 @@ from accounts.models import (
     XToken,
     current_token_column,
 )
+from accounts.secret_columns import masked
 from admin_ext import jobs
 from admin_ext.actions import (
-    ACTION_PERMISSIONS,
     Selection,
     check_tokens,
     refresh_tokens,
-    refuse_unpermitted_action,
     revoke_tokens,
     selection_of_profiles,
     selection_of_tokens,
     summary_message,
 )
-from admin_ext.admin_guard import ChoiceListFilter, guard_every_admin
+from admin_ext.admin_guard import ChoiceListFilter, GuardedAdminMixin, guard_every_admin
 from admin_ext.export import x_profiles
 from admin_ext.export_admin import CurrentTokenStatusFilter, ProfileExportMixin
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
 from admin_ext.paginators import EstimatedCountPaginator
+from admin_ext.permissions import guarded_action, may_run, may_see_accounts
 from admin_ext.tasks import enqueue_job
 
 # Query parameters that page or sort a list without narrowing it.
@@ -91,10 +91,7 @@ def when(moment: datetime | None) -> str:
 
 
 def masked_token(kind: str | None, hint: str | None) -> str:
-    if not kind:
-        return "—"
-    label = TokenKind(kind).label
-    return f"{label} …{hint}" if hint else gettext("%(kind)s (none)") % {"kind": label}
+    return masked(TokenKind(kind).label, hint) if kind else "—"
 
 
 TOKEN_ACTION_BUTTONS = (
@@ -114,6 +111,10 @@ class TokenActionsMixin:
     def selection(self, queryset: QuerySet) -> Selection:
         raise NotImplementedError
 
+    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
+        """The tokens a deletion of `queryset` ends: those its token actions act on."""
+        return self.selection(queryset).tokens
+
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         context = {
             **(extra_context or {}),
@@ -123,10 +124,11 @@ class TokenActionsMixin:
 
     def token_action_buttons(self, request: HttpRequest, object_id) -> list[dict]:
         """The actions this person may run, when the account holds a token to act on."""
+        offered = self.get_actions(request)
         permitted = [
             (name, label, destructive)
             for name, label, destructive in TOKEN_ACTION_BUTTONS
-            if request.user.has_perm(ACTION_PERMISSIONS[name])
+            if name in offered
         ]
         if not permitted:
             return []
@@ -144,21 +146,8 @@ class TokenActionsMixin:
             for name, label, destructive in permitted
         ]
 
-    def has_check_token_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["check_tokens"])
 
-    def has_refresh_token_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["refresh_tokens"])
-
-    def has_revoke_token_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"])
-
-    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        refuse_unpermitted_action(request)
-        return super().changelist_view(request, extra_context)
-
-
-@admin.action(permissions=["delete"])
+@guarded_action(permissions=["delete"])
 def delete_selected_revoking_grants(modeladmin, request: HttpRequest, queryset: QuerySet):
     """Django's own "delete selected", with the number of X grants it will revoke."""
     response = django_delete_selected(modeladmin, request, queryset)
@@ -206,7 +195,7 @@ class GrantDeletionMixin:
             super().delete_queryset(request, queryset)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(GuardedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
@@ -322,9 +311,6 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
 
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_profiles(queryset)
-
-    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
-        return XToken.objects.filter(profile__in=queryset.values("pk"))
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
@@ -445,9 +431,6 @@ class XTokenAdmin(TokenActionsMixin, GrantDeletionMixin, ReadOnlyAdmin):
     def selection(self, queryset: QuerySet) -> Selection:
         return selection_of_tokens(queryset)
 
-    def tokens_of(self, queryset: QuerySet) -> QuerySet[XToken]:
-        return XToken.objects.filter(pk__in=queryset.values("pk"))
-
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
@@ -563,10 +546,8 @@ class ResolvedFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.action(description=gettext_lazy("Retry now at X"), permissions=["revoke_token"])
+@guarded_action(description=gettext_lazy("Retry now at X"), permissions=["revoke_token"])
 def retry_revocations_now(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
-    if not request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"]):
-        raise PermissionDenied
     waiting = queryset.filter(resolved_at__isnull=True)
     pks = list(waiting.values_list("pk", flat=True)[: settings.ADMIN_EXT_SYNC_LIMIT])
     PendingRevocation.objects.filter(pk__in=pks).update(next_attempt_at=timezone.now())
@@ -623,17 +604,6 @@ class PendingRevocationAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer(*SECRET_COLUMNS)
 
-    def has_revoke_token_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(ACTION_PERMISSIONS["revoke_tokens"])
-
-    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        retrying = (
-            request.method == "POST" and request.POST.get("action") == "retry_revocations_now"
-        )
-        if retrying and not self.has_revoke_token_permission(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
     @admin.display(description=gettext_lazy("token"), ordering="kind")
     def masked(self, pending: PendingRevocation) -> str:
         return pending.masked
@@ -651,18 +621,11 @@ class PendingRevocationAdmin(ReadOnlyAdmin):
 # Bulk jobs -----------------------------------------------------------------------------------
 
 
-def may_run_token_actions(request: HttpRequest) -> bool:
-    return any(request.user.has_perm(perm) for perm in ACTION_PERMISSIONS.values())
-
-
-@admin.action(description=gettext_lazy("Resume stalled jobs"), permissions=["resume"])
+@guarded_action(description=gettext_lazy("Resume stalled jobs"), permissions=["resume"])
 def resume_jobs(modeladmin, request: HttpRequest, queryset: QuerySet) -> None:
-    if not may_run_token_actions(request):
-        raise PermissionDenied
     resumed, skipped = [], []
     for job in queryset:
-        allowed = request.user.has_perm(ACTION_PERMISSIONS[f"{job.action}_tokens"])
-        if allowed and jobs.job_state(job) == "stalled":
+        if may_run(request.user, job.action) and jobs.job_state(job) == "stalled":
             enqueue_job(job)
             resumed.append(f"#{job.pk}")
         else:
@@ -713,9 +676,6 @@ class BulkJobAdmin(ReadOnlyAdmin):
     readonly_fields = flatten(fields)
     change_form_template = "admin/admin_ext/bulkjob/change_form.html"
 
-    def has_resume_permission(self, request: HttpRequest) -> bool:
-        return may_run_token_actions(request)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             super()
@@ -754,7 +714,7 @@ class BulkJobAdmin(ReadOnlyAdmin):
         return (
             obj is not None
             and obj.created_by_id == request.user.pk
-            and request.user.has_perm(ACTION_PERMISSIONS[f"{obj.action}_tokens"])
+            and may_run(request.user, obj.action)
         )
 
     def viewable_job(self, request: HttpRequest, object_id: str) -> BulkJob:
@@ -783,7 +743,7 @@ class BulkJobAdmin(ReadOnlyAdmin):
     def summary(self, request: HttpRequest, job: BulkJob, progress: jobs.Progress) -> str:
         if progress.state != "done":
             return ""
-        return summary_message(job, progress, with_names=shows_accounts(request))
+        return summary_message(job, progress, with_names=may_see_accounts(request.user))
 
     def items_context(self, request: HttpRequest, job: BulkJob) -> dict:
         items = BulkJobItem.objects.filter(job=job).select_related("profile__user").order_by("pk")
@@ -798,7 +758,7 @@ class BulkJobAdmin(ReadOnlyAdmin):
         return {
             "items_page": items_page,
             "item_status": status,
-            "show_accounts": shows_accounts(request),
+            "show_accounts": may_see_accounts(request.user),
         }
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
@@ -814,12 +774,6 @@ class BulkJobAdmin(ReadOnlyAdmin):
             "action_label": TokenAction(job.action).label,
         }
         return super().change_view(request, object_id, form_url, context)
-
-
-def shows_accounts(request: HttpRequest) -> bool:
-    """Who the accounts are is profile data: staff who may not view profiles follow
-    a job by its counts and outcomes only."""
-    return request.user.has_perm("accounts.view_profile")
 
 
 # Audit trail ------------------------------------------------------------------------------------

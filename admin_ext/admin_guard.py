@@ -8,7 +8,9 @@ database as they came, and PostgreSQL refuses a NUL byte with an error (a 500).
 `guard_every_admin` re-registers each ModelAdmin of a site as a subclass that:
 - answers 403 to a POST naming an action the user is not offered;
 - offers an action that declares no permission only to staff who may change the model;
-- answers 400 to a list whose query string holds a NUL byte.
+- answers 400 to a list whose query string holds a NUL byte;
+- has the permission methods of admin_ext.permissions, whose `guarded_action`
+  makes each action check its own permission as well.
 Our own list filters derive from `ChoiceListFilter`, which lets only its own
 choices reach the database.
 """
@@ -24,6 +26,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.utils.translation import gettext, gettext_lazy
 
+from admin_ext.permissions import ActionPermissions, guarded_action
+
 NUL = "\x00"
 
 
@@ -35,7 +39,7 @@ def nul_refused() -> HttpResponse:
     return HttpResponseBadRequest(gettext("Query strings cannot contain NUL characters."))
 
 
-class GuardedAdminMixin:
+class GuardedAdminMixin(ActionPermissions):
     """Goes in front of any ModelAdmin class: see the module docstring."""
 
     def get_actions(self, request: HttpRequest) -> dict:
@@ -84,7 +88,7 @@ class AxesAccessAttemptAdmin(AccessAttemptAdmin):
     handlers do.
     """
 
-    @admin.action(description=gettext_lazy("Clean up expired attempts"), permissions=["delete"])
+    @guarded_action(description=gettext_lazy("Clean up expired attempts"), permissions=["delete"])
     def cleanup_expired_attempts(self, request: HttpRequest, queryset) -> None:
         AxesProxyHandler.update_request(request)
         super().cleanup_expired_attempts(request, queryset)

@@ -8,7 +8,8 @@ replaces what happens after them:
   100k primary keys posted back (no TooManyFieldsSent, no per-pk choice list);
 - CSV and JSON stream from a server-side cursor; XLSX is built in the request up to
   settings.EXPORT_XLSX_SYNC_LIMIT rows and by a background job beyond;
-- every view and the action check `accounts.export_profile` themselves.
+- every view and the action check the export permission themselves
+  (admin_ext.permissions).
 """
 
 from django import forms
@@ -16,7 +17,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
     FileResponse,
@@ -48,8 +48,9 @@ from admin_ext.export import (
     iter_export,
     write_export,
 )
-from admin_ext.export_tasks import EXPORT_PERMISSION, export_file_path, start_export_job
+from admin_ext.export_tasks import export_file_path, start_export_job
 from admin_ext.models import ExportJob, ExportStatus
+from admin_ext.permissions import guarded_action, may_export, require
 
 
 class CurrentTokenStatusFilter(ChoiceListFilter):
@@ -136,7 +137,7 @@ class ProfileExportMixin(ExportMixin):
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export shows every profile it holds: it needs the view permission too."""
-        return request.user.has_perm(EXPORT_PERMISSION) and self.has_view_permission(request)
+        return may_export(request.user) and self.has_view_permission(request)
 
     def get_urls(self):
         prefix = "{}_{}".format(*self.get_model_info())
@@ -166,10 +167,8 @@ class ProfileExportMixin(ExportMixin):
             actions["export_profiles"] = self.get_action("export_profiles")
         return actions
 
-    @admin.action(description=gettext_lazy("Export selected profiles"), permissions=["export"])
+    @guarded_action(description=gettext_lazy("Export selected profiles"), permissions=["export"])
     def export_profiles(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
-        if not self.has_export_permission(request):
-            raise PermissionDenied
         # request.GET is the list's own query string: its filters and search.
         export_url = self._admin_url("export")
         if request.GET:
@@ -190,8 +189,7 @@ class ProfileExportMixin(ExportMixin):
     # --- the export page -------------------------------------------------------------
 
     def export_action(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_export_permission(request):
-            raise PermissionDenied
+        require(self, request, ["export"])
         if has_nul(request.GET):
             return nul_refused()
         request.current_app = self.admin_site.name
@@ -275,8 +273,7 @@ class ProfileExportMixin(ExportMixin):
     def _own_job(self, request: HttpRequest, job_id: int) -> ExportJob:
         """Only the person who asked for a file may see or fetch it, and only while
         they still may export."""
-        if not self.has_export_permission(request):
-            raise PermissionDenied
+        require(self, request, ["export"])
         job = ExportJob.objects.filter(pk=job_id, requested_by=request.user).first()
         if job is None:
             raise Http404("No such export.")

@@ -28,10 +28,10 @@ from django_tasks import task
 from accounts.models import Profile
 from admin_ext.export import export_columns, write_export
 from admin_ext.models import ExportJob, ExportStatus
+from admin_ext.permissions import may_export
 
 logger = logging.getLogger(__name__)
 
-EXPORT_PERMISSION = "accounts.export_profile"
 _SELECTION_SALT = "admin_ext.export_tasks.selection"
 
 
@@ -46,10 +46,6 @@ def open_selection(sealed: str) -> QuerySet:
     queryset = Profile.objects.all()
     queryset.query = pickle.loads(base64.b64decode(payload))  # noqa: S301 - signed above
     return queryset
-
-
-def may_export(user) -> bool:
-    return bool(user and user.is_active and user.is_staff and user.has_perm(EXPORT_PERMISSION))
 
 
 def export_file_path(job: ExportJob) -> Path:

@@ -10,9 +10,12 @@ claims (admin_ext.jobs).
 
 import threading
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_tasks import task
 
+from accounts.models import Profile, XToken
 from admin_ext import jobs
 from admin_ext.models import BulkJob
 
@@ -52,6 +55,26 @@ def _invite_another_runner(job: BulkJob) -> None:
     """
     if jobs.has_work_to_share(job):
         run_bulk_job.enqueue(job.pk)
+
+
+def start_job(
+    action: str,
+    tokens: QuerySet[XToken],
+    *,
+    profiles_without_tokens: QuerySet[Profile] | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> BulkJob:
+    """The one way a selection is run in the background: stored as a job marked so,
+    then handed to the workers. (`manage.py x_tokens` runs its jobs in its own process.)"""
+    job = jobs.create_job(
+        action,
+        tokens,
+        profiles_without_tokens=profiles_without_tokens,
+        actor=actor,
+        run_in_background=True,
+    )
+    enqueue_job(job)
+    return job
 
 
 def enqueue_job(job: BulkJob) -> None:

@@ -14,6 +14,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from accounts.secret_columns import SECRET_COLUMNS
+
 REDACTED = "[redacted]"
 
 # Parameter and field names whose values are secrets or single-use proofs.
@@ -23,9 +25,7 @@ SECRET_NAMES = (
     "oauth_verifier",
     "oauth_signature",
     "oauth_consumer_secret",
-    "access_token",
-    "refresh_token",
-    "token_secret",
+    *SECRET_COLUMNS,
     "id_token",
     "code_verifier",
     "client_secret",
@@ -55,8 +55,8 @@ _QUOTED = re.compile(
 )
 # `name: value` in prose ("state: abc"), only for names that are never ordinary words.
 _COLON = re.compile(
-    r"(?i)(?<![A-Za-z0-9_])(?P<name>oauth_token|oauth_verifier|access_token|refresh_token"
-    rf"|token_secret|client_secret|code_verifier)(?P<sep>:\s*)(?P<quote>)(?P<value>{_VALUE})"
+    rf"(?i)(?<![A-Za-z0-9_])(?P<name>oauth_token|oauth_verifier|{'|'.join(SECRET_COLUMNS)}"
+    rf"|client_secret|code_verifier)(?P<sep>:\s*)(?P<quote>)(?P<value>{_VALUE})"
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic)\s+(?P<value>[A-Za-z0-9._~+/=-]+)")
 # Tokens look like this; identifiers and paths do not, because they lack either a

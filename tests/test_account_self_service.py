@@ -17,7 +17,7 @@ from django.test import Client
 from accounts import account_data, x_client
 from accounts.account_deletion import subject_hash
 from accounts.fields import EncryptedTextField
-from accounts.models import AccountDeletion, PendingRevocation, Profile, XToken
+from accounts.models import SECRET_COLUMNS, AccountDeletion, PendingRevocation, Profile, XToken
 from accounts.revocation import retry_due_revocations
 from accounts.x_client import XTokenInvalid
 from admin_ext import jobs
@@ -124,7 +124,7 @@ def test_download_is_json_with_typed_values_and_no_secret(x):
     assert set(grant["scopes"].split()) == {"tweet.read", "users.read", "offline.access"}
     datetime.fromisoformat(grant["expires_at"])
     datetime.fromisoformat(grant["last_used_at"])
-    assert not set(grant) & {"access_token", "refresh_token", "token_secret", "token_hint"}
+    assert not set(grant) & {*SECRET_COLUMNS, *account_data.SECRET_DERIVED}
     assert data["x_connections"][0]["provider"] == "twitter_oauth2"
     assert [event["method"] for event in data["sign_ins"]] == ["oauth2"]
 
@@ -138,9 +138,12 @@ def test_every_encrypted_column_of_every_model_is_a_secret_and_the_rest_is_share
     shared = {field.name for field in account_data.shared_fields(Profile)}
     assert shared == {f.name for f in Profile._meta.concrete_fields} - {"user"}
     token_columns = {field.name for field in account_data.shared_fields(XToken)}
-    assert token_columns.isdisjoint(
-        {"access_token", "token_secret", "refresh_token", "earlier_access_tokens", "token_hint"}
-    )
+    assert token_columns.isdisjoint({*SECRET_COLUMNS, *account_data.SECRET_DERIVED})
+    # The named secret columns are exactly the encrypted ones of both grant tables.
+    for model in (XToken, PendingRevocation):
+        fields = model._meta.concrete_fields
+        encrypted = {f.name for f in fields if isinstance(f, EncryptedTextField)}
+        assert encrypted == set(SECRET_COLUMNS), model
     assert {"kind", "status", "scopes", "expires_at", "last_checked_at"} <= token_columns
 
 

@@ -12,7 +12,8 @@ from django_tasks_db.models import DBTaskResult
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from admin_ext import jobs
 from admin_ext.models import AuditEvent, BulkJob, TokenAction
-from admin_ext.tasks import enqueue_job
+from admin_ext.permissions import TOKEN_ACTION_PERMISSIONS
+from admin_ext.tasks import start_job
 from tests.test_admin_support import (
     access_token_is_live,
     job_summary,
@@ -27,12 +28,9 @@ pytestmark = pytest.mark.django_db
 
 PROFILES = reverse("admin:accounts_profile_changelist")
 TOKENS = reverse("admin:accounts_xtoken_changelist")
-ACTIONS = ("check_tokens", "refresh_tokens", "revoke_tokens")
-PERMISSION_OF = {
-    "check_tokens": "accounts.check_token",
-    "refresh_tokens": "accounts.refresh_token",
-    "revoke_tokens": "accounts.revoke_token",
-}
+# The admin's action for each token action ("check" -> check_tokens) and its permission.
+PERMISSION_OF = {f"{action}_tokens": perm for action, perm in TOKEN_ACTION_PERMISSIONS.items()}
+ACTIONS = tuple(PERMISSION_OF)
 
 
 @pytest.fixture(autouse=True)
@@ -240,10 +238,7 @@ def test_job_page_shows_progress_and_each_accounts_outcome(client, x_sandbox):
     ok = sign_in(x_sandbox, "ada_lovelace", TokenKind.OAUTH2)
     bad = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH2, x_user_id="1000000002")
     x_sandbox.revoke(bad.access_token)
-    job = jobs.create_job(
-        TokenAction.CHECK, XToken.objects.all(), actor=boss, run_in_background=True
-    )
-    enqueue_job(job)
+    job = start_job(TokenAction.CHECK, XToken.objects.all(), actor=boss)
     progress_url = reverse("admin:admin_ext_bulkjob_progress", args=[job.pk])
     assert client.get(progress_url).json()["state"] == "queued"
 

@@ -18,7 +18,7 @@ from accounts import tokens as token_ops
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from admin_ext import jobs
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, TokenAction
-from admin_ext.tasks import enqueue_job
+from admin_ext.tasks import start_job
 from tests.sandbox import PROJECT_ROOT
 from tests.test_admin_support import (
     refresh_token_is_live,
@@ -45,6 +45,11 @@ def site_uses_sandbox(settings, x_sandbox):
 def refresh_job(tokens, **options) -> BulkJob:
     selection = XToken.objects.filter(pk__in=[t.pk for t in tokens])
     return jobs.create_job(TokenAction.REFRESH, selection, **options)
+
+
+def background_refresh_job(tokens) -> BulkJob:
+    """A refresh of `tokens` started as the admin starts one: handed to the workers."""
+    return start_job(TokenAction.REFRESH, XToken.objects.filter(pk__in=[t.pk for t in tokens]))
 
 
 def all_refreshed_once(x_sandbox, tokens) -> bool:
@@ -176,8 +181,7 @@ def test_items_claimed_by_a_dead_runner_are_taken_over_once_its_lease_runs_out(
 @pytest.mark.django_db(transaction=True)
 def test_job_enqueued_for_the_workers_is_run_by_db_worker(x_sandbox):
     tokens = sign_in_many(x_sandbox, 3)
-    job = refresh_job(tokens, run_in_background=True)
-    enqueue_job(job)
+    job = background_refresh_job(tokens)
     assert jobs.job_state(job) == "queued"
 
     call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
@@ -260,8 +264,7 @@ def test_a_stopped_worker_hands_the_job_back_and_nothing_is_lost_or_redone(x_san
     finishing a long job, the next worker completes it, every account exactly once."""
     x_sandbox.config(latency_ms=100)
     tokens = sign_in_many(x_sandbox, 40)
-    job = refresh_job(tokens, run_in_background=True)
-    enqueue_job(job)
+    job = background_refresh_job(tokens)
     env = worker_environment(x_sandbox)
 
     first = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
@@ -298,8 +301,7 @@ def test_a_killed_workers_job_is_finished_by_the_next_worker(x_sandbox):
     """
     x_sandbox.config(latency_ms=100)
     tokens = sign_in_many(x_sandbox, 40)
-    job = refresh_job(tokens, run_in_background=True)
-    enqueue_job(job)
+    job = background_refresh_job(tokens)
     env = worker_environment(x_sandbox)
 
     first = subprocess.Popen(WORKER, cwd=PROJECT_ROOT, env=env)
@@ -375,8 +377,7 @@ def test_a_taken_over_refresh_already_stored_is_recorded_not_exchanged_again(x_s
 def test_every_running_worker_takes_part_in_a_job_enqueued_once(x_sandbox):
     x_sandbox.config(latency_ms=100)
     tokens = sign_in_many(x_sandbox, 40)
-    job = refresh_job(tokens, run_in_background=True)
-    enqueue_job(job)
+    job = background_refresh_job(tokens)
     # A long lease puts the watchdog copy of the task two minutes away: only the
     # job's own invitation can bring the second worker in.
     env = {**worker_environment(x_sandbox), "ADMIN_EXT_CLAIM_LEASE": "60"}

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Profile, TokenKind, TokenStatus, XToken
+from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from admin_ext.admin import ProfileAdmin
 from tests.test_admin_support import sandbox_report, sign_in, sign_in_many
 
@@ -138,7 +138,7 @@ def test_token_pages_show_only_the_masked_token(superuser_client, x_sandbox):
         assert leaked == [], f"{url} shows a token"
     detail = superuser_client.get(pages[1]).content.decode()
     assert f"OAuth 2.0 …{oauth2.access_token[-4:]}" in detail
-    for secret_field in ("access_token", "token_secret", "refresh_token"):
+    for secret_field in SECRET_COLUMNS:
         assert f'name="{secret_field}"' not in detail
 
 

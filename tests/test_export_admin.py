@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.http import StreamingHttpResponse
 
 from accounts.models import Profile
+from admin_ext.export import export_columns
 from admin_ext.export_admin import ProfileExportMixin
 from admin_ext.models import ExportJob, ExportStatus
 from tests.test_export import (
@@ -31,25 +32,7 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/accounts/profile/"
 EXPORT = CHANGELIST + "export/"
 FORMAT_INDEX = {"csv": "0", "xlsx": "1", "json": "2"}
-ALL_FIELDS = [
-    "x_user_id",
-    "screen_name",
-    "name",
-    "location",
-    "url",
-    "description",
-    "followers",
-    "following",
-    "protected",
-    "verified",
-    "joined_x",
-    "signed_up_here",
-    "last_sign_in",
-    "last_synced",
-    "token_kind",
-    "token_status",
-    "token_expiry",
-]
+ALL_FIELDS = [column.name for column in export_columns()]
 
 
 def staff(username: str, *codenames: str):
