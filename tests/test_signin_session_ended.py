@@ -73,9 +73,14 @@ def test_starting_a_sign_in_while_signed_out_elsewhere_shows_a_page(x, provider)
     assert not Session.objects.exists()
 
 
-def test_returning_from_x_over_oauth1_while_signed_out_elsewhere_ends_the_new_grant(x):
+def return_from_x_signed_out_elsewhere(x, provider: str) -> list[str]:
+    """A new person's trip back from X while another tab signs this browser out.
+
+    Checks what the person sees and that nobody was signed in; returns the paths
+    of the calls X received, for the grant checks.
+    """
     client = Client()
-    callback = consent(start(client, OAUTH1), "grace_hopper")
+    callback = consent(start(client, provider), "grace_hopper")
 
     with signed_out_elsewhere_at_next_session_save() as fired:
         response = follow_callback(client, callback)
@@ -84,22 +89,17 @@ def test_returning_from_x_over_oauth1_while_signed_out_elsewhere_ends_the_new_gr
     assert_session_ended_page(response)
     assert signed_in_user(client) is None
     assert not User.objects.filter(username="grace_hopper").exists()
+    return [call["path"] for call in x.calls()]
+
+
+def test_returning_from_x_over_oauth1_while_signed_out_elsewhere_ends_the_new_grant(x):
+    paths = return_from_x_signed_out_elsewhere(x, OAUTH1)
     # allauth uses up its state after X issued the access token: that grant is ended.
-    paths = [call["path"] for call in x.calls()]
     assert "/oauth/access_token" in paths
     assert paths[-1] == "/1.1/oauth/invalidate_token"
 
 
 def test_returning_from_x_over_oauth2_while_signed_out_elsewhere_gets_no_grant(x):
-    client = Client()
-    callback = consent(start(client, OAUTH2), "grace_hopper")
-
-    with signed_out_elsewhere_at_next_session_save() as fired:
-        response = follow_callback(client, callback)
-
-    assert fired
-    assert_session_ended_page(response)
-    assert signed_in_user(client) is None
-    assert not User.objects.filter(username="grace_hopper").exists()
+    paths = return_from_x_signed_out_elsewhere(x, OAUTH2)
     # allauth uses up its state before the code exchange: X is never asked for a token.
-    assert "/2/oauth2/token" not in [call["path"] for call in x.calls()]
+    assert "/2/oauth2/token" not in paths
