@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test serve lint format check-deploy clean compilemessages messages
+.PHONY: run test serve lint format clean compilemessages messages
 
 # Translations (README "Languages"): locale/<lang>/LC_MESSAGES/django.po, compiled to
 # the django.mo next to it. Both are committed, so a machine without gettext still runs.
