@@ -558,7 +558,9 @@ def _copy_cell(widget: widgets.Widget, column: str) -> tuple[str, list] | None:
         return f"NULLIF({_neutralised_sql(column)}, '')", []
     if kind is ChoiceLabelWidget:
         labels = " ".join("WHEN %s THEN %s" for _ in widget.labels)
-        params = [text for pair in widget.labels.items() for text in pair]
+        # Labels are lazy translations: the database gets their text in the language
+        # active now, as the Python writer renders them.
+        params = [str(text) for pair in widget.labels.items() for text in pair]
         other = f"NULLIF({_neutralised_sql(column)}, '')"
         return f"CASE {column} {labels} ELSE {other} END", params
     return None

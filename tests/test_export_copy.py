@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from admin_ext.export import (
@@ -191,6 +192,21 @@ def test_copy_csv_is_the_python_csv_byte_for_byte(hostile, settings, time_zone, 
         assert '"with ""quotes"", and, commas"' in text
         assert "\x1b" not in text and "\u202e" not in text and "\ufffe" not in text
         assert "secret-" not in text and "access-" not in text
+
+
+@needs_postgresql
+def test_copy_csv_in_spanish_is_the_python_csv_in_spanish(hostile):
+    columns = export_columns(COLUMN_SETS["two"])
+    queryset = Profile.objects.all()
+    with translation.override("es"):
+        expected = python_csv(queryset, columns)
+        assert copy_csv(queryset, columns) == expected
+        spanish = {str(label) for _, label in TokenStatus.choices}
+    # Token status labels are in the staff member's language, in both writers.
+    english = {str(label) for _, label in TokenStatus.choices}
+    statuses = {line.split(",")[-1] for line in expected.decode().splitlines()[1:]}
+    assert statuses & spanish
+    assert not statuses & (english - spanish)
 
 
 @needs_postgresql
