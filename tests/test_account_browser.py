@@ -143,3 +143,36 @@ def test_sign_in_and_delete_my_account_in_spanish(browser, site):
     ours_in_spanish("Iniciar sesión con X")
     assert grants_alive(held) == [False]
     context.close()
+
+
+def test_every_page_a_person_meets_passes_axe(page, site):
+    """Issue 18 point 6 for people's pages: home, a failed sign-in, the account page and
+    both confirmations, our own 404, in English and in Spanish."""
+    from tests.test_signin_browser import go_to_x
+    from tests.test_staff_ux_browser import axe_violations, serious
+
+    problems: dict[str, list[str]] = {}
+
+    def audit(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        found = serious(axe_violations(page))
+        if found:
+            problems[name] = found
+
+    page.goto(site + "/")
+    audit("home")
+    go_to_x(page, site, "OAuth 1.0a")
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("h1")
+    audit("sign-in cancelled at X")
+    page.goto(site + "/no-such-page/")
+    audit("404")
+    sign_in_with_x(page, site, "OAuth 2.0", "ada_lovelace")
+    for language in ("en", "es"):
+        page.context.set_extra_http_headers({"Accept-Language": language})
+        for path in ("/profile/", "/account/", "/account/disconnect/", "/account/delete/"):
+            page.goto(site + path)
+            assert page.locator("html").get_attribute("lang") == language
+            audit(f"{path} ({language})")
+
+    assert problems == {}
