@@ -22,10 +22,13 @@ pool size / latency (each thread can have one call to X in flight); their ratio
 (target <= 2.5 ms), idle polling included; the sandbox's CPU time per token and
 how many cores the whole machine kept busy meanwhile (every process, ours or not:
 when that reaches the core count, the rate is bounded by the machine, not by the
-workers); and tokens lost (target 0): a token is
-lost if its job item failed, its status is not active, or X no longer honours the
-refresh token stored here (so it could not be refreshed again). On SQLite
-refreshes run one at a time (see admin_ext/jobs.py), so the ratio means little.
+workers), with the CPU time all processes spent per token and the ratio the
+machine would allow with every core busy at that cost (the ceiling for this
+machine: PostgreSQL, the sandbox and the workers share its cores); and tokens
+lost (target 0): a token is lost if its job item failed, its status is not
+active, or X no longer honours the refresh token stored here (so it could not be
+refreshed again). On SQLite refreshes run one at a time (see admin_ext/jobs.py),
+so the ratio means little.
 """
 
 import argparse
@@ -253,6 +256,17 @@ def print_table(rounds: list[Round], tokens: int, latency_ms: int) -> None:
     row(
         f"busy cores, all processes (of {os.cpu_count()})",
         [f"{r.busy_cores:.2f}" for r in rounds],
+    )
+    # What every process together spent per token bounds the rate whatever the
+    # workers do: at that cost, all cores busy refresh at most cores / cost per second.
+    machine_ms = [1000 * r.busy_cores * r.seconds / tokens for r in rounds]
+    row("machine CPU ms/token, all processes", [f"{ms:.2f}" for ms in machine_ms])
+    row(
+        "ratio with every core busy",
+        [
+            f"{os.cpu_count() * 1000 / ms / limit:.2f}"
+            for ms, limit in zip(machine_ms, limits, strict=True)
+        ],
     )
     row("X token calls (one per token)", [str(r.token_calls) for r in rounds])
     row("failed items", [str(r.failed) for r in rounds])
