@@ -375,7 +375,7 @@ class ProfileAdmin(ProfileExportMixin, TokenActionsMixin, GrantDeletionMixin, Re
     def tokens_summary(self, profile: Profile) -> str:
         tokens = profile.tokens.defer(*SECRET_COLUMNS).order_by("kind")
         if not tokens:
-            return "none"
+            return gettext("none")
         return format_html_join(
             "",
             '<p><a href="{}">{}</a>: {}, expires {}</p>',

@@ -56,7 +56,9 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         if isinstance(self.object_list, QuerySet):
-            estimate = estimated_row_count(self.estimate_from or self.object_list)
+            # `is None`, not `or`: a QuerySet's truth value fetches every row it holds.
+            whole = self.object_list if self.estimate_from is None else self.estimate_from
+            estimate = estimated_row_count(whole)
             if estimate is not None and estimate >= self.estimate_above:
                 return estimate
         return super().count
