@@ -5,8 +5,10 @@ shows, so a section someone may not see costs no query either. Nothing is cached
 the figures are read, not recounted (admin_ext.dashboard), so they are always current.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from urllib.parse import urlencode
 
 from django import template
@@ -52,7 +54,13 @@ def _changelist(name: str, **filters: str) -> str | None:
         url = reverse(f"admin:{name}_changelist")
     except NoReverseMatch:
         return None
-    return f"{url}?{urlencode(filters)}" if filters else url
+    return _filtered(url, filters)
+
+
+def _filtered(url: str | None, filters: dict[str, str]) -> str | None:
+    if url is None or not filters:
+        return url
+    return f"{url}?{urlencode(filters)}"
 
 
 TONES = {
@@ -68,18 +76,22 @@ TONES = {
 def _token_rows(counts: dict[str, int]) -> list[HealthRow]:
     """Rows linking to the token list filtered to exactly the tokens counted."""
     soon = timezone.now().replace(microsecond=0) + dashboard.EXPIRING_WINDOW
+    tokens_url = _changelist("accounts_xtoken")  # reversed once for the nine rows
+
+    def filtered(**filters: str) -> str | None:
+        return _filtered(tokens_url, filters)
+
     rows = [
         HealthRow(
             gettext("Active"),
             counts[TokenStatus.ACTIVE],
-            _changelist("accounts_xtoken", status__exact=TokenStatus.ACTIVE),
+            filtered(status__exact=TokenStatus.ACTIVE),
             "good",
         ),
         HealthRow(
             gettext("Expiring within 24 h"),
             counts["expiring"],
-            _changelist(
-                "accounts_xtoken",
+            filtered(
                 status__exact=TokenStatus.ACTIVE,
                 kind__exact=TokenKind.OAUTH2,
                 expires_at__lte=soon.isoformat(),
@@ -88,14 +100,7 @@ def _token_rows(counts: dict[str, int]) -> list[HealthRow]:
         ),
     ]
     for status, tone in TONES.items():
-        rows.append(
-            HealthRow(
-                status.label,
-                counts[status],
-                _changelist("accounts_xtoken", status__exact=status),
-                tone,
-            )
-        )
+        rows.append(HealthRow(status.label, counts[status], filtered(status__exact=status), tone))
     return rows
 
 
@@ -150,7 +155,9 @@ def staff_dashboard(context: template.Context) -> Dashboard:
     return build_dashboard(context["request"].user)
 
 
-def _bars(bars: list[dashboard.Bar], series: str, noun: Callable[[int], str]) -> SafeString:
+def _bars(
+    bars: list[dashboard.Bar], series: str, noun: Callable[[int], str], days: dict[date, str]
+) -> SafeString:
     # Built here rather than in a template loop: sixty bars with dates and titles
     # cost more in the template engine than the rest of the index page. Plain
     # formatting, not format_html: every value is a number, a date written by
@@ -160,7 +167,7 @@ def _bars(bars: list[dashboard.Bar], series: str, noun: Callable[[int], str]) ->
     return mark_safe(  # noqa: S308
         "".join(
             f'<rect class="bar bar-{series}" x="{bar.x}" y="{bar.y}" width="{bar.width}"'
-            f' height="{bar.height}"><title>{dateformat.format(bar.day, "D j M")}: '
+            f' height="{bar.height}"><title>{days[bar.day]}: '
             f"{noun(bar.value) % bar.value}</title></rect>"
             for bar in bars
         )
@@ -170,6 +177,11 @@ def _bars(bars: list[dashboard.Bar], series: str, noun: Callable[[int], str]) ->
 @register.filter
 def activity_svg(chart: dashboard.ActivityChart) -> SafeString:
     """The chart as inline SVG: classes only, no style attributes (strict CSP)."""
+    # Both series share a day's label, and many days share a count: each is
+    # formatted and translated once (Django's date format is the chart's largest cost).
+    days = {bar.day: dateformat.format(bar.day, "D j M") for bar in chart.sign_up_bars}
+    sign_ups = functools.cache(lambda n: ngettext("%d sign-up", "%d sign-ups", n))
+    sign_ins = functools.cache(lambda n: ngettext("%d sign-in", "%d sign-ins", n))
     return format_html(
         '<svg class="dash-chart" viewBox="0 0 {w} {h}" preserveAspectRatio="none" role="img"'
         ' aria-label="{label}">'
@@ -181,6 +193,6 @@ def activity_svg(chart: dashboard.ActivityChart) -> SafeString:
             "first": dateformat.format(chart.first_day, "j M"),
             "last": dateformat.format(chart.last_day, "j M"),
         },
-        ups=_bars(chart.sign_up_bars, "up", lambda n: ngettext("%d sign-up", "%d sign-ups", n)),
-        ins=_bars(chart.sign_in_bars, "in", lambda n: ngettext("%d sign-in", "%d sign-ins", n)),
+        ups=_bars(chart.sign_up_bars, "up", sign_ups, days),
+        ins=_bars(chart.sign_in_bars, "in", sign_ins, days),
     )
