@@ -212,7 +212,9 @@ class JobSummary:
 
 
 def latest_jobs(limit: int = 5) -> list[BulkJob]:
-    return list(BulkJob.objects.order_by("-created_at", "-id")[:limit])
+    """The newest jobs, with only the columns the dashboard shows."""
+    shown = ("action", "total", "created_by_label", "created_at", "finished_at")
+    return list(BulkJob.objects.only(*shown).order_by("-created_at", "-id")[:limit])
 
 
 def job_progress(jobs: list[BulkJob], tallies: Counter) -> list[JobSummary]:
@@ -233,4 +235,5 @@ def job_progress(jobs: list[BulkJob], tallies: Counter) -> list[JobSummary]:
 
 def recent_audit_events(limit: int = 8) -> list[AuditEvent]:
     """The newest audit rows; their snapshots (who, whom) need no joins."""
-    return list(AuditEvent.objects.order_by("-created_at", "-id")[:limit])
+    shown = ("created_at", "actor_label", "action", "screen_name", "outcome")
+    return list(AuditEvent.objects.only(*shown).order_by("-created_at", "-id")[:limit])

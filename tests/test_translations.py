@@ -253,11 +253,15 @@ def test_a_person_s_pages_are_in_spanish_when_the_browser_asks_for_it(url, perso
 
 @pytest.mark.django_db
 def test_the_staff_dashboard_is_in_spanish_when_the_browser_asks_for_it(staff, person):
+    from admin_ext.models import BulkJob, TokenAction
+
+    job = BulkJob.objects.create(action=TokenAction.CHECK, total=3, created_by_label="boss")
     client = Client(headers={"accept-language": "es"})
     client.force_login(staff)
 
     html = client.get("/admin/").content.decode()
 
+    assert f"Trabajo n.º {job.pk}: comprobar 3 tokens" in html  # a job's name, on its list
     for spanish in ("Salud de los tokens", "Últimos 30 días", "Nuevas esta semana", "Cuentas"):
         assert spanish in html
     assert "Trabajos y auditoría" in html  # the staff site's own model groups

@@ -9,6 +9,7 @@ item whose lease ran out is claimable again.
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from admin_ext.models.audit import TokenAction
@@ -53,7 +54,11 @@ class BulkJob(models.Model):
         verbose_name = _("bulk token job")
 
     def __str__(self) -> str:
-        return f"Job #{self.pk}: {self.get_action_display().lower()} {self.total} tokens"
+        return ngettext(
+            "Job #%(id)s: %(action)s %(count)s token",
+            "Job #%(id)s: %(action)s %(count)s tokens",
+            self.total,
+        ) % {"id": self.pk, "action": self.get_action_display().lower(), "count": self.total}
 
     @property
     def is_finished(self) -> bool:
@@ -119,7 +124,7 @@ class BulkJobItem(TalliedModel, models.Model):
         indexes = [models.Index(fields=["job", "status", "id"], name="bulkjobitem_claim")]
 
     def __str__(self) -> str:
-        who = f"@{self.screen_name}" if self.screen_name else "an account"
+        who = f"@{self.screen_name}" if self.screen_name else gettext("an account")
         return f"{who} ({self.get_status_display()})"
 
     @classmethod
