@@ -1,7 +1,7 @@
 """The one change to stock allauth: its `twitter` provider talks to the X sandbox.
 
-allauth's provider has X's URLs as class attributes (https://api.x.com/...), with
-no setting to change them, so they are set here once at start-up: the smallest
+allauth's provider has X's real URLs as class attributes, with no setting to
+change them, so they are set here once at start-up: the smallest
 change that points it elsewhere, the way a hosts-file entry would (the sandbox
 speaks plain HTTP, so X's host name cannot simply be resolved to it).
 """
