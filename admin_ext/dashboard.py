@@ -3,25 +3,28 @@
 Counts of accounts, tokens, pending revocations, sign-ups, sign-ins and each
 job's items are not counted here: every write keeps them up to date (the tallies
 app) and one query reads them all. What depends on the clock (tokens expiring
-within 24 hours) is a range count on an index, and jobs and audit events read
-only the latest few rows, so the page costs the same few queries at a hundred
-profiles or a million, with nothing cached. Geometry for the activity chart is
-worked out here too.
+within 24 hours) is a range count on an index, read in that same query with the
+count of account deletions; jobs and audit events read only the latest few rows.
+So the page costs the same few queries at a hundred profiles or a million, with
+nothing cached. Geometry for the activity chart is worked out here too.
 """
 
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import CharField, Count, Value
+from django.db import connection
 from django.utils import timezone
 
-from accounts.models import AccountDeletion, TokenKind, TokenStatus, XToken
-from admin_ext.models import AuditEvent, BulkJob, ItemStatus
+from accounts.models import TokenKind, TokenStatus, XToken
+from admin_ext.models import AuditEvent, AuditOutcome, BulkJob, ItemStatus, TokenAction
 from tallies import counting, keys
 
 EXPIRING_WINDOW = timedelta(hours=24)
-EXPIRING = "expiring within 24 h"  # read with the tallies, but counted (see `figures`)
+# Read with the tallies, but counted (see `figures`).
+EXPIRING = "expiring within 24 h"
+DELETED = "account deletions"
+DELETED_DISTINCT = "account deletions, distinct X accounts"
 ACTIVITY_DAYS = 30
 NEW_DAYS = 7
 
@@ -32,31 +35,25 @@ def activity_days(today: date, days: int = ACTIVITY_DAYS) -> list[date]:
 
 
 def figures(
-    today: date | None = None, jobs: list[BulkJob] = (), now: datetime | None = None
+    today: date | None = None,
+    jobs: list[BulkJob] = (),
+    now: datetime | None = None,
+    *,
+    deletions: bool = False,
 ) -> Counter:
     """Every figure the dashboard shows, with the progress of `jobs`, in one query.
 
     All are tallies but EXPIRING, whose window moves with the clock: it is a range
-    count on the (status, kind, expires_at) index, read in the same query.
+    count on the (status, kind, expires_at) index, read in the same query. So are
+    the account deletions (DELETED, DELETED_DISTINCT), with `deletions`.
     """
     now = now or timezone.now()
-    expiring = (
-        XToken.objects.filter(
-            status=TokenStatus.ACTIVE,
-            kind=TokenKind.OAUTH2,
-            expires_at__isnull=False,
-            expires_at__lte=now + EXPIRING_WINDOW,
-        )
-        .annotate(key=Value(EXPIRING, output_field=CharField()))
-        .values("key")
-        # COUNT(*), not COUNT(id): the index holds no id, and PostgreSQL would
-        # visit every counted row in the table instead of the index alone.
-        .annotate(total=Count("*"))
-        .order_by()
-    )
     days = activity_days(today or timezone.localdate(now))
     wanted = [keys.PROFILES, keys.PENDING_REVOCATIONS]
     wanted += [keys.job_items(job.pk, status) for job in jobs for status in ItemStatus.values]
+    counted_otherwise = [_expiring_count(now)]
+    if deletions:
+        counted_otherwise += _deletion_counts()
     return counting.read(
         wanted,
         prefixes=[keys.TOKENS, keys.X_ACCOUNTS],
@@ -65,8 +62,22 @@ def figures(
             (keys.sign_ups_on(days[0]), keys.sign_ups_on(days[-1])),
             (keys.sign_ins_on(days[0]), keys.sign_ins_on(days[-1])),
         ],
-        also=expiring,
+        also=counted_otherwise,
     )
+
+
+def _expiring_count(now: datetime) -> tuple[str, list]:
+    """SQL for the row (EXPIRING, n): active OAuth 2.0 tokens that expire within the window."""
+    soon = XToken._meta.get_field("expires_at").get_db_prep_value(
+        now + EXPIRING_WINDOW, connection
+    )
+    # COUNT(*), not COUNT(id): the index holds no id, and PostgreSQL would visit
+    # every counted row in the table instead of the index alone.
+    sql = (
+        "SELECT %s, COUNT(*) FROM accounts_xtoken WHERE status = %s AND kind = %s"
+        " AND expires_at IS NOT NULL AND expires_at <= %s"
+    )
+    return sql, [EXPIRING, TokenStatus.ACTIVE.value, TokenKind.OAUTH2.value, soon]
 
 
 @dataclass(frozen=True)
@@ -113,12 +124,21 @@ def pending_revocations(tallies: Counter) -> int:
     return tallies[keys.PENDING_REVOCATIONS]
 
 
-def account_deletions() -> tuple[int, int]:
-    """Accounts their owners deleted, and how many distinct X accounts those were."""
-    counts = AccountDeletion.objects.aggregate(
-        deleted=Count("pk"), distinct=Count("subject_hash", distinct=True)
-    )
-    return counts["deleted"], counts["distinct"]
+def _deletion_counts() -> list[tuple[str, list]]:
+    """SQL for the rows (DELETED, n) and (DELETED_DISTINCT, n)."""
+    return [
+        ("SELECT %s, COUNT(*) FROM accounts_accountdeletion", [DELETED]),
+        (
+            "SELECT %s, COUNT(DISTINCT subject_hash) FROM accounts_accountdeletion",
+            [DELETED_DISTINCT],
+        ),
+    ]
+
+
+def account_deletions(tallies: Counter) -> tuple[int, int]:
+    """Accounts their owners deleted, and how many distinct X accounts those were
+    (read by `figures` with `deletions`)."""
+    return tallies[DELETED], tallies[DELETED_DISTINCT]
 
 
 @dataclass(frozen=True)
@@ -233,7 +253,39 @@ def job_progress(jobs: list[BulkJob], tallies: Counter) -> list[JobSummary]:
     return summaries
 
 
-def recent_audit_events(limit: int = 8) -> list[AuditEvent]:
-    """The newest audit rows; their snapshots (who, whom) need no joins."""
-    shown = ("created_at", "actor_label", "action", "screen_name", "outcome")
-    return list(AuditEvent.objects.only(*shown).order_by("-created_at", "-id")[:limit])
+@dataclass(frozen=True)
+class AuditLine:
+    """An audit event as the dashboard lists it, its choices already labelled."""
+
+    action: str
+    screen_name: str
+    outcome: str
+    ok: bool
+    actor_label: str
+    created_at: datetime
+
+
+ACTION_LABELS = dict(TokenAction.choices)
+OUTCOME_LABELS = dict(AuditOutcome.choices)
+
+
+def recent_audit_events(limit: int = 8) -> list[AuditLine]:
+    """The newest audit rows; their snapshots (who, whom) need no joins.
+
+    Labels come from the choices read once here, not from get_FOO_display, which
+    builds a dictionary of every choice on each call: two calls per row cost more
+    than reading the rows.
+    """
+    shown = ("action", "screen_name", "outcome", "actor_label", "created_at")
+    rows = AuditEvent.objects.order_by("-created_at", "-id").values_list(*shown)[:limit]
+    return [
+        AuditLine(
+            action=ACTION_LABELS.get(action, action),
+            screen_name=screen_name,
+            outcome=OUTCOME_LABELS.get(outcome, outcome),
+            ok=outcome == AuditOutcome.OK,
+            actor_label=actor_label,
+            created_at=created_at,
+        )
+        for action, screen_name, outcome, actor_label, created_at in rows
+    ]

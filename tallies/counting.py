@@ -8,8 +8,7 @@ roll back together.
 from collections import Counter
 from collections.abc import Iterable
 
-from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db import connection, transaction
 
 from tallies.models import TallyDelta
 
@@ -59,25 +58,41 @@ def read(
     keys: Iterable[str] = (),
     prefixes: Iterable[str] = (),
     ranges: Iterable[tuple[str, str]] = (),
-    also: QuerySet | None = None,
+    also: Iterable[tuple[str, list]] = (),
 ) -> Counter:
     """The figures named by `keys`, starting with one of `prefixes` or within one of
-    `ranges` (first and last key, as for a run of days), in one query.
+    `ranges` (first and last key, as for a run of days), in one statement.
 
-    `also`, rows of ("key", "total") counted some other way (a window of time no
-    tally can follow), comes back in the same query (UNION ALL): one round trip.
+    `also` is SQL with its parameters for rows of (key, total) counted some other
+    way (a window of time no tally can follow); they come back in the same
+    statement (UNION ALL): one round trip for them all.
+
+    Plain SQL rather than the ORM: the admin index reads this on every render, and
+    the ORM took about ten times as long to compile the statement (an OR of
+    lookups, a GROUP BY and a UNION) as the database took to answer it.
     """
-    wanted = Q(key__in=list(keys))
-    for prefix in prefixes:
-        wanted |= Q(key__startswith=prefix)
-    for first, last in ranges:
-        wanted |= Q(key__range=(first, last))
-    totals = (
-        TallyDelta.objects.filter(wanted).values("key").annotate(total=Sum("delta")).order_by()
+    keys = list(keys) or [""]  # "IN ()" is not SQL; no tally has the key ""
+    patterns = [_escape_like(prefix) + "%" for prefix in prefixes]
+    ranges = list(ranges)
+    wanted = [f"key IN ({', '.join(['%s'] * len(keys))})"]
+    wanted += ["key LIKE %s ESCAPE '\\'"] * len(patterns)
+    wanted += ["key BETWEEN %s AND %s"] * len(ranges)
+    # Only placeholders are joined into the text; every value is a parameter.
+    sql = (
+        "SELECT key, SUM(delta) FROM tallies_tallydelta"  # noqa: S608
+        f" WHERE {' OR '.join(wanted)} GROUP BY key"
     )
-    if also is not None:
-        totals = totals.union(also, all=True)
-    return Counter({row["key"]: int(row["total"]) for row in totals})
+    params = [*keys, *patterns, *(bound for pair in ranges for bound in pair)]
+    for other_sql, other_params in also:
+        sql = f"{sql} UNION ALL {other_sql}"
+        params += other_params
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return Counter({key: int(total) for key, total in cursor.fetchall()})
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def replace_all(figures: Counter) -> None:

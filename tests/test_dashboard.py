@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.test import Client
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from accounts.models import Profile, TokenKind, TokenStatus, XToken
 from admin_ext.models import AuditEvent, BulkJob, BulkJobItem, ItemStatus, SignInEvent
@@ -119,10 +119,13 @@ def test_dashboard_shows_accounts_token_health_activity_jobs_and_audit(admin_cli
     assert "5 sign-ups" in activity and "2 sign-ins with X" in activity
     assert activity.count('class="bar bar-up"') == 30
     assert activity.count('class="bar bar-in"') == 30
+    for day in (timezone.localdate() - timedelta(days=n) for n in range(30)):
+        assert f"<title>{dateformat.format(day, 'D j M')}: " in activity
     jobs = section(html, "dash-jobs")
     assert f"Job #{job.pk}: refresh 4 tokens" in jobs
     assert 'max="4" value="3"' in jobs and "1 failed" in jobs
-    assert "Revoke @lin:" in section(html, "dash-audit")
+    audit = section(html, "dash-audit")
+    assert re.search(r'<li class="tone-good">\s*Revoke @lin:\s*OK\s', audit)
     assert "app-staff-accounts" in html  # the model list stays
 
 

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import translation
+from django.utils import dateformat, timezone, translation
 
 from accounts.models import Profile, TokenKind, XToken
 from admin_ext.models import SignInEvent
@@ -266,6 +267,9 @@ def test_the_staff_dashboard_is_in_spanish_when_the_browser_asks_for_it(staff, p
         assert spanish in html
     assert "Trabajos y auditoría" in html  # the staff site's own model groups
     assert 'action="/i18n/setlang/"' in html  # the switcher, in the admin's footer
+    with translation.override("es"):
+        for day in (timezone.localdate() - timedelta(days=n) for n in range(30)):
+            assert f"<title>{dateformat.format(day, 'D j M')}: " in html  # each bar's day
     assert english_on(visible_text(html)) == []
 
 

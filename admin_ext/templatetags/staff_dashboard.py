@@ -120,7 +120,7 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
     today = timezone.localdate(now)
     jobs = dashboard.latest_jobs() if sees["jobs"] else []
     if sees["profiles"] or sees["tokens"] or sees["pending"] or sees["jobs"]:
-        tallies = dashboard.figures(today, jobs, now)
+        tallies = dashboard.figures(today, jobs, now, deletions=sees["profiles"])
     if sees["profiles"]:
         board.totals = dashboard.account_totals(tallies, today)
         board.methods = [
@@ -128,7 +128,7 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
         ]
         board.chart = dashboard.activity_chart(dashboard.daily_activity(tallies, today))
         board.profiles_url = _changelist("accounts_profile")
-        board.deletions = dashboard.account_deletions()
+        board.deletions = dashboard.account_deletions(tallies)
     if sees["tokens"]:
         board.token_rows = _token_rows(dashboard.token_health(tallies))
     if sees["pending"]:
@@ -178,8 +178,15 @@ def _bars(
 def activity_svg(chart: dashboard.ActivityChart) -> SafeString:
     """The chart as inline SVG: classes only, no style attributes (strict CSP)."""
     # Both series share a day's label, and many days share a count: each is
-    # formatted and translated once (Django's date format is the chart's largest cost).
-    days = {bar.day: dateformat.format(bar.day, "D j M") for bar in chart.sign_up_bars}
+    # formatted and translated once. Thirty days have seven weekday names and at
+    # most two month names, so Django's date format (the chart's largest cost when
+    # run for every day) runs for those alone.
+    shown = [bar.day for bar in chart.sign_up_bars]
+    one_per_weekday = {day.weekday(): day for day in shown}
+    one_per_month = {day.month: day for day in shown}
+    weekdays = {n: dateformat.format(day, "D") for n, day in one_per_weekday.items()}
+    months = {n: dateformat.format(day, "M") for n, day in one_per_month.items()}
+    days = {day: f"{weekdays[day.weekday()]} {day.day} {months[day.month]}" for day in shown}
     sign_ups = functools.cache(lambda n: ngettext("%d sign-up", "%d sign-ups", n))
     sign_ins = functools.cache(lambda n: ngettext("%d sign-in", "%d sign-ins", n))
     return format_html(
