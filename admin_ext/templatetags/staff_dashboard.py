@@ -35,7 +35,7 @@ class HealthRow:
 
 
 @dataclass(frozen=True)
-class JobLine:
+class JobRow:
     summary: dashboard.JobSummary
     name: str
     url: str | None
@@ -45,7 +45,7 @@ class JobLine:
 
 
 @dataclass(frozen=True)
-class AuditLine:
+class AuditRow:
     event: dashboard.AuditLine
     by: str
 
@@ -56,8 +56,8 @@ class Dashboard:
     methods: list[tuple[str, int]] = field(default_factory=list)
     token_rows: list[HealthRow] = field(default_factory=list)
     chart: dashboard.ActivityChart | None = None
-    jobs: list[JobLine] | None = None
-    audit_events: list[AuditLine] | None = None
+    jobs: list[JobRow] | None = None
+    audit_events: list[AuditRow] | None = None
     # Accounts their owners deleted, and how many distinct X accounts those were.
     deletions: tuple[int, int] | None = None
     profiles_url: str | None = None
@@ -160,9 +160,9 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
         )
     if sees["jobs"]:
         board.jobs_url = _changelist("admin_ext_bulkjob")
-        board.jobs = _job_lines(dashboard.job_progress(jobs, tallies), linked=bool(board.jobs_url))
+        board.jobs = _job_rows(dashboard.job_progress(jobs, tallies), linked=bool(board.jobs_url))
     if sees["audit"]:
-        board.audit_events = _audit_lines(dashboard.recent_audit_events())
+        board.audit_events = _audit_rows(dashboard.recent_audit_events())
         board.audit_url = _changelist("admin_ext_auditevent")
     return board
 
@@ -172,9 +172,9 @@ def build_dashboard(user: AbstractBaseUser) -> Dashboard:
 # lists had twenty of them. The messages are the ones the tag would look up.
 
 
-def _job_lines(summaries: list[dashboard.JobSummary], *, linked: bool) -> list[JobLine]:
+def _job_rows(summaries: list[dashboard.JobSummary], *, linked: bool) -> list[JobRow]:
     return [
-        JobLine(
+        JobRow(
             summary=summary,
             name=str(summary.job),
             url=summary.job.get_admin_url() if linked else None,
@@ -188,9 +188,9 @@ def _job_lines(summaries: list[dashboard.JobSummary], *, linked: bool) -> list[J
     ]
 
 
-def _audit_lines(events: list[dashboard.AuditLine]) -> list[AuditLine]:
+def _audit_rows(events: list[dashboard.AuditLine]) -> list[AuditRow]:
     return [
-        AuditLine(
+        AuditRow(
             event=event,
             by=gettext("by %(who)s, %(since)s ago")
             % {"who": event.actor_label, "since": timesince(event.created_at)},
