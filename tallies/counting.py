@@ -64,8 +64,8 @@ def read(
     `ranges` (first and last key, as for a run of days), in one statement.
 
     `also` is SQL with its parameters for rows of (key, total) counted some other
-    way (a window of time no tally can follow); they come back in the same
-    statement (UNION ALL): one round trip for them all.
+    way (a window of time no tally can follow, a distinct count); they come back in
+    the same statement (UNION ALL): one round trip for them all.
 
     Plain SQL rather than the ORM: the admin index reads this on every render, and
     the ORM took about ten times as long to compile the statement (an OR of
