@@ -20,6 +20,8 @@ relies on:
   single-use refresh token cannot both reach X: the second sees the new pair.
 """
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -29,7 +31,14 @@ from accounts import crypto, revocation, x_client
 from accounts.models import SECRET_COLUMNS, Profile, TokenKind, TokenStatus, XToken
 from accounts.outcomes import Outcome
 from accounts.profiles import apply_x_user
-from accounts.x_client import XAnswerLost, XError, XRateLimited, XTokenInvalid, XUser
+from accounts.x_client import (
+    TokenGrant,
+    XAnswerLost,
+    XError,
+    XRateLimited,
+    XTokenInvalid,
+    XUser,
+)
 
 NEEDS_SIGN_IN_MESSAGE = (
     "X answered a refresh too late: it may have replaced this token with one we never "
@@ -192,39 +201,151 @@ def refresh_token(token: XToken) -> Outcome:
         # The token row alone: joining the profile would lock it too (FOR UPDATE locks
         # every joined row) and read columns a refresh never uses.
         locked = XToken.objects.select_for_update().get(pk=token.pk)
-        if locked.last_refreshed_at and locked.last_refreshed_at >= requested_at:
-            # Someone else refreshed while we waited for the lock; their pair is ours,
-            # and the caller's copy must hold it too, not the pair X just spent.
+        if refusal := _refresh_refusal(locked, requested_at):
+            # Someone else may have refreshed while we waited for the lock; their pair
+            # is ours, and the caller's copy must hold it too, not the pair X spent.
             _copy_state(locked, token)
-            return Outcome(True, locked.status, "Already refreshed a moment ago.", 200)
-        if refusal := _unusable(locked):
             return refusal
-        if not locked.refresh_token:
-            return Outcome(
-                False, locked.status, "No refresh token: X only issues one with offline.access."
-            )
         try:
             grant = x_client.refresh_oauth2(locked.refresh_token)
         except XRateLimited:
             raise
-        except XAnswerLost as error:
-            return _record_answer_lost(locked, error)
         except XError as error:
-            return _record_failure(locked, error)
-        locked.remember_replaced_access_token(locked.access_token, locked.expires_at)
-        locked.set_secrets(grant.access_token, "", grant.refresh_token or locked.refresh_token)
-        locked.scopes = grant.scope or locked.scopes
-        locked.expires_at = (
-            timezone.now() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
-        )
+            return _record_refresh_failure(locked, error)
         status_before = locked.status
-        locked.status = TokenStatus.ACTIVE
-        locked.last_error = ""
-        locked.last_refreshed_at = timezone.now()
-        locked.last_checked_at = locked.last_refreshed_at
+        _apply_grant(locked, grant)
         locked.save(update_fields=_refreshed_fields(status_before, locked.status))
     _copy_state(locked, token)
-    return Outcome(True, token.status, "Refreshed; X issued a new token pair.", 200)
+    return Outcome(True, token.status, REFRESHED_MESSAGE, 200)
+
+
+REFRESHED_MESSAGE = "Refreshed; X issued a new token pair."
+ALREADY_REFRESHED_FOR_JOB = "Refreshed once already for this job; not exchanged again."
+
+
+def _refresh_refusal(
+    locked: XToken, requested_at: datetime, done_since: datetime | None = None
+) -> Outcome | None:
+    """Why a locked OAuth 2.0 token is not to be exchanged now, if it is not."""
+    refreshed = locked.last_refreshed_at
+    if refreshed and refreshed >= requested_at:
+        return Outcome(True, locked.status, "Already refreshed a moment ago.", 200)
+    if refreshed and done_since and refreshed >= done_since:
+        return Outcome(True, locked.status, ALREADY_REFRESHED_FOR_JOB, 200)
+    if refusal := _unusable(locked):
+        return refusal
+    if not locked.refresh_token:
+        return Outcome(
+            False, locked.status, "No refresh token: X only issues one with offline.access."
+        )
+    return None
+
+
+def _record_refresh_failure(locked: XToken, error: XError) -> Outcome:
+    if isinstance(error, XAnswerLost):
+        return _record_answer_lost(locked, error)
+    return _record_failure(locked, error)
+
+
+def _apply_grant(locked: XToken, grant: TokenGrant) -> None:
+    """Put the pair X just issued on the locked row, in memory; the caller saves it."""
+    locked.remember_replaced_access_token(locked.access_token, locked.expires_at)
+    locked.set_secrets(grant.access_token, "", grant.refresh_token or locked.refresh_token)
+    locked.scopes = grant.scope or locked.scopes
+    locked.expires_at = (
+        timezone.now() + timedelta(seconds=grant.expires_in) if grant.expires_in else None
+    )
+    locked.status = TokenStatus.ACTIVE
+    locked.last_error = ""
+    locked.last_refreshed_at = timezone.now()
+    locked.last_checked_at = locked.last_refreshed_at
+    locked.updated_at = locked.last_refreshed_at
+
+
+class RefreshBatch:
+    """OAuth 2.0 tokens locked together for one round of exchanges at X.
+
+    refresh_token's rules, for many tokens at once (bulk jobs): one SELECT ... FOR
+    UPDATE locks the whole batch, the caller sends `to_exchange` to X however it
+    likes (concurrently) and hands every answer to `settle`, and the new pairs are
+    stored in one UPDATE when the batch's transaction ends (see `refresh_batch`).
+    Until then nothing is committed, so a process killed meanwhile loses the pairs
+    X issued for the whole batch, as refresh_token loses the one in flight: keep
+    batches as small as the calls in flight.
+    """
+
+    def __init__(self, token_ids: Sequence[int], done_since: Mapping[int, datetime]) -> None:
+        requested_at = timezone.now()
+        # In id order, so batches that share tokens (two jobs over one selection)
+        # take their locks in the same order and wait for each other, never deadlock.
+        rows = XToken.objects.select_for_update().filter(pk__in=token_ids).order_by("pk")
+        self.locked = {token.pk: token for token in rows}
+        self.outcomes: dict[int, Outcome] = {}
+        self.to_exchange: dict[int, str] = {}
+        self.rate_limited: dict[int, XRateLimited] = {}
+        self._refreshed: list[tuple[XToken, str]] = []
+        for pk, token in self.locked.items():
+            refusal = _refresh_refusal(token, requested_at, done_since.get(pk))
+            if refusal is not None:
+                self.outcomes[pk] = refusal
+            else:
+                self.to_exchange[pk] = token.refresh_token
+
+    def settle(self, token_id: int, answer: TokenGrant | XError) -> None:
+        """Take X's answer to one exchange of `to_exchange`: a new pair, or the error.
+
+        A 429 changes nothing (X spent nothing): the token is left in `rate_limited`
+        for the caller to send again after X's reset.
+        """
+        locked = self.locked[token_id]
+        if isinstance(answer, XRateLimited):
+            self.rate_limited[token_id] = answer
+        elif isinstance(answer, XError):
+            self.outcomes[token_id] = _record_refresh_failure(locked, answer)
+        else:
+            status_before = locked.status
+            _apply_grant(locked, answer)
+            self._refreshed.append((locked, status_before))
+            self.outcomes[token_id] = Outcome(True, locked.status, REFRESHED_MESSAGE, 200)
+
+    def store(self) -> None:
+        """Write every new pair in one statement.
+
+        An upsert of rows that exist and are locked by this transaction, so it only
+        ever updates: Django's INSERT ... ON CONFLICT DO UPDATE is one plain list of
+        values, where bulk_update builds a CASE per column and row and costs more
+        than the calls to X. Tokens whose status stays (nearly all) leave the counted
+        figures alone, so they are written past the counting manager; a status that
+        changes goes through it, a row at a time.
+        """
+        same = [token for token, before in self._refreshed if before == token.status]
+        if same:
+            XToken._base_manager.bulk_create(
+                same,
+                update_conflicts=True,
+                unique_fields=["id"],
+                update_fields=_refreshed_fields(TokenStatus.ACTIVE, TokenStatus.ACTIVE),
+            )
+        for token, status_before in self._refreshed:
+            if status_before != token.status:
+                token.save(update_fields=_refreshed_fields(status_before, token.status))
+
+
+@contextmanager
+def refresh_batch(
+    token_ids: Sequence[int], *, done_since: Mapping[int, datetime] | None = None
+) -> Iterator[RefreshBatch]:
+    """Lock OAuth 2.0 tokens for a RefreshBatch; store its new pairs when the block ends.
+
+    `done_since` names tokens that count as refreshed already if they were at or
+    after the given time (a bulk job's items taken over from a stopped runner, which
+    may have stored its exchange before it stopped). If the block raises, nothing
+    of the batch is stored.
+    """
+    with transaction.atomic():
+        batch = RefreshBatch(token_ids, done_since or {})
+        yield batch
+        batch.store()
 
 
 def _record_answer_lost(token: XToken, error: XAnswerLost) -> Outcome:

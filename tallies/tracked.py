@@ -104,9 +104,28 @@ class TalliedQuerySet(models.QuerySet):
             for start in range(0, len(pks), IDS_PER_STATEMENT):
                 chunk = pks[start : start + IDS_PER_STATEMENT]
                 updated += self.model._base_manager.filter(pk__in=chunk).update(**kwargs)
-            after = locked_values(self.model, pks)
-            record(changes(self.model, before.values(), after.values()))
+            record(changes(self.model, before.values(), self._after(before, kwargs)))
         return updated
+
+    def _after(self, before: dict[Any, tuple], kwargs: dict[str, Any]) -> Iterable[tuple]:
+        """What the locked rows hold now: plain values named as in `tally_fields` are
+        known without asking (as the field reads them back); an expression (F(),
+        Case, ...) or another spelling of a counted column is read again."""
+        meta = self.model._meta
+        fields = self.model.tally_fields
+        counted = {meta.get_field(name) for name in fields}
+        for key, value in kwargs.items():
+            if meta.get_field(key) in counted and (
+                key not in fields or hasattr(value, "resolve_expression")
+            ):
+                return locked_values(self.model, list(before)).values()
+        new = {
+            name: meta.get_field(name).to_python(kwargs[name]) for name in fields if name in kwargs
+        }
+        return (
+            tuple(new.get(name, kept) for name, kept in zip(fields, values, strict=True))
+            for values in before.values()
+        )
 
     def bulk_create(
         self,

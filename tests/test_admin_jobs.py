@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 
@@ -27,8 +28,10 @@ from tests.test_admin_support import (
     staff_user,
     token_calls,
 )
+from tests.test_dashboard_tallies import assert_dashboard_matches_a_recount
 
 TOKEN_PATH = "/2/oauth2/token"
+User = get_user_model()
 needs_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="several connections working one job need PostgreSQL (the SQLite test "
@@ -230,6 +233,51 @@ def test_a_pool_hitting_429s_pauses_and_fails_no_account(x_sandbox):
     statuses = [c["status"] for c in x_sandbox.calls() if c["path"] == TOKEN_PATH]
     assert sorted(statuses) == [200] * 12 + [429] * 3
     assert all_refreshed_once(x_sandbox, tokens)
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_refresh_rounds_store_every_new_pair_and_keep_a_refused_one_as_it_was(x_sandbox, client):
+    """OAuth 2.0 refreshes go out in rounds (one lock, one write): an answer X
+    refuses in a round keeps that token's pair and costs no other token its new
+    one; OAuth 1.0a tokens and accounts without a token are still done, once each."""
+    oauth2 = sign_in_many(x_sandbox, 7)
+    oauth1 = sign_in(x_sandbox, "grace_hopper", TokenKind.OAUTH1)
+    never_signed_in = staff_user("no-x").x_profile
+    profiles = Profile.objects.filter(
+        pk__in=[t.profile_id for t in [*oauth2, oauth1]] + [never_signed_in.pk]
+    )
+    x_sandbox.update_persona("grace_hopper", followers_count=1906)
+    x_sandbox.fault(TOKEN_PATH, status=503)
+    job = jobs.create_job(
+        TokenAction.REFRESH,
+        jobs.tokens_of_profiles(profiles),
+        profiles_without_tokens=jobs.profiles_without_tokens(profiles),
+    )
+
+    progress = jobs.run_job(job, pool_size=4)
+
+    assert (progress.ok, progress.failed, progress.state) == (7, 2, "done")
+    assert token_calls(x_sandbox, TOKEN_PATH) == 7, "one exchange per OAuth 2.0 token"
+    refused = XToken.objects.get(status=TokenStatus.ERROR)
+    before = next(t for t in oauth2 if t.pk == refused.pk)
+    assert (refused.access_token, refused.refresh_token) == (
+        before.access_token,
+        before.refresh_token,
+    )
+    assert refresh_token_is_live(x_sandbox, refused.refresh_token)
+    assert all_refreshed_once(x_sandbox, [t for t in oauth2 if t.pk != refused.pk])
+    assert Profile.objects.get(pk=oauth1.profile_id).followers_count == 1906
+    failures = dict(
+        BulkJobItem.objects.filter(job=job, status=ItemStatus.FAILED).values_list(
+            "token_id", "message"
+        )
+    )
+    assert "X answered 503" in failures[refused.pk]
+    assert "No X token" in failures[None]
+    assert AuditEvent.objects.filter(job=job).count() == 9
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw-unused-1"))
+    assert_dashboard_matches_a_recount(client)
 
 
 def worker_environment(x_sandbox) -> dict[str, str]:
