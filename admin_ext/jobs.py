@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -627,12 +627,13 @@ class _Runner:
         as it was and fails its item, like a thread's unexpected error.
         """
         answers = {
-            token_id: calls.submit(_exchange_at_x, refresh_token)
+            calls.submit(_exchange_at_x, refresh_token): token_id
             for token_id, refresh_token in batch.to_exchange.items()
         }
         unexpected = []
-        for token_id, future in answers.items():
-            answer = future.result()
+        # Settled as they come in: only the write is left when the last one does.
+        for future in as_completed(answers):
+            token_id, answer = answers[future], future.result()
             if isinstance(answer, TokenGrant | XError):
                 batch.settle(token_id, answer)
                 continue
