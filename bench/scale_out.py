@@ -27,8 +27,8 @@ Each token must end up in one of these:
 - needs a new sign-in: the known gap no client can close. A refresh in flight
   when its worker is killed outright was answered by X (the old refresh token is
   spent) but the new pair died with the process; the account is marked for the
-  person to sign in again. At most one per thread of the killed worker
-  (ADMIN_EXT_POOL_SIZE), counted and shown apart, never hidden.
+  person to sign in again. At most ADMIN_EXT_POOL_SIZE (the exchanges the killed
+  worker had sent and not yet stored), counted and shown apart, never hidden.
 Anything else (a token refreshed twice, a dead pair with no such explanation, an
 account without exactly one audit line) is a loss, and the drill exits 1.
 """
@@ -321,7 +321,7 @@ def main() -> None:
     print(f"kept a working pair:               {verdict.kept_working_pair}")
     print(
         f"needs a new sign-in (answer lost in the killed worker): {verdict.needs_sign_in}"
-        f" (at most {POOL_SIZE}: one per thread of the killed worker)"
+        f" (at most {POOL_SIZE}: the killed worker's exchanges sent and not yet stored)"
     )
     print(f"token statuses: {dict(verdict.statuses)}")
     print(f"audit lines: {'one per token' if not audit_problems else '; '.join(audit_problems)}")
