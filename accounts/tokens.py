@@ -268,7 +268,7 @@ class RefreshBatch:
     refresh_token's rules, for many tokens at once (bulk jobs): one SELECT ... FOR
     UPDATE locks the whole batch, the caller sends `to_exchange` to X however it
     likes (concurrently) and hands every answer to `settle`, and the new pairs are
-    stored in one UPDATE when the batch's transaction ends (see `refresh_batch`).
+    stored in one statement when the batch's transaction ends (see `refresh_batch`).
     Until then nothing is committed, so a process killed meanwhile loses the pairs
     X issued for the whole batch, as refresh_token loses the one in flight: keep
     batches as small as the calls in flight.
