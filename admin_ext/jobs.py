@@ -253,7 +253,10 @@ def claim_items(
         rows = _lock(items.filter(status=ItemStatus.PENDING), size)
         pending = len(rows)
         if pending < size:
-            stale = items.filter(status=ItemStatus.RUNNING, claimed_at__lt=now - claim_lease())
+            # Another runner's: this one's own items are in its lanes or queue.
+            stale = items.filter(
+                status=ItemStatus.RUNNING, claimed_at__lt=now - claim_lease()
+            ).exclude(claimed_by=worker_id)
             rows += _lock(stale, size - pending)
         if not rows:
             return []

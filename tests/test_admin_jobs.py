@@ -399,8 +399,20 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.django_db
-def test_a_taken_over_refresh_already_stored_is_recorded_not_exchanged_again(x_sandbox, settings):
+@pytest.mark.parametrize(
+    "pool_size",
+    [
+        pytest.param(None, marks=pytest.mark.django_db, id="one-at-a-time"),
+        pytest.param(
+            4,
+            marks=[needs_postgresql, pytest.mark.django_db(transaction=True)],
+            id="refresh-rounds",
+        ),
+    ],
+)
+def test_a_taken_over_refresh_already_stored_is_recorded_not_exchanged_again(
+    x_sandbox, settings, pool_size
+):
     """A runner killed after storing a new pair but before recording its item: the
     runner taking the item over records it, and X is not asked a second time."""
     tokens = sign_in_many(x_sandbox, 4)
@@ -410,7 +422,7 @@ def test_a_taken_over_refresh_already_stored_is_recorded_not_exchanged_again(x_s
         token_ops.refresh_token(XToken.objects.get(pk=item.token_id))
     settings.ADMIN_EXT_CLAIM_LEASE = 0
 
-    progress = jobs.run_job(BulkJob.objects.get(pk=job.pk))
+    progress = jobs.run_job(BulkJob.objects.get(pk=job.pk), pool_size=pool_size)
 
     assert (progress.ok, progress.failed, progress.state) == (4, 0, "done")
     assert token_calls(x_sandbox, TOKEN_PATH) == 4, "each account exchanged once"
