@@ -532,10 +532,10 @@ class _Runner:
         round trips to the database (lock, store, commit), each waiting its turn
         for a core and for the interpreter. Here a few lanes each lock a round of
         tokens in one query, have the pool's threads make the round's calls to X,
-        and store the new pairs in one statement and one COMMIT. At most `pool_size` exchanges are
-        ever sent and not yet committed (`exchanging`), as with a thread per
-        account, so a runner killed outright loses no more answers than before;
-        the extra lane locks its next round while the others wait on X.
+        and store the new pairs in one statement and one COMMIT. At most
+        `pool_size` exchanges are ever sent and not yet committed (`exchanging`),
+        as with a thread per account, so a runner killed outright loses no more
+        answers than before; the extra lane locks its next round meanwhile.
         """
         size = max(1, self.pool_size // 2)
         exchanging = threading.BoundedSemaphore(self.pool_size // size)
