@@ -27,8 +27,10 @@ Each token must end up in one of these:
 - needs a new sign-in: the known gap no client can close. A refresh in flight
   when its worker is killed outright was answered by X (the old refresh token is
   spent) but the new pair died with the process; the account is marked for the
-  person to sign in again. At most ADMIN_EXT_POOL_SIZE (the exchanges the killed
-  worker had sent and not yet stored), counted and shown apart, never hidden.
+  person to sign in again. At most admin_ext.jobs.answers_at_risk (the exchanges
+  the killed worker had sent and not yet stored: its pool's calls at X plus one
+  round of answers waiting for their write, 24 for a pool of 16), counted and
+  shown apart, never hidden.
 Anything else (a token refreshed twice, a dead pair with no such explanation, an
 account without exactly one audit line) is a loss, and the drill exits 1.
 """
@@ -270,6 +272,10 @@ def main() -> None:
         django.setup()
         from django.contrib.auth import get_user_model
 
+        from admin_ext.jobs import answers_at_risk
+
+        at_risk = answers_at_risk(POOL_SIZE)
+
         control = SandboxControl(sandbox.base_url)
         started = time.monotonic()
         issued = issue_tokens(control, args.tokens)
@@ -321,7 +327,7 @@ def main() -> None:
     print(f"kept a working pair:               {verdict.kept_working_pair}")
     print(
         f"needs a new sign-in (answer lost in the killed worker): {verdict.needs_sign_in}"
-        f" (at most {POOL_SIZE}: the killed worker's exchanges sent and not yet stored)"
+        f" (at most {at_risk}: the killed worker's exchanges sent and not yet stored)"
     )
     print(f"token statuses: {dict(verdict.statuses)}")
     print(f"audit lines: {'one per token' if not audit_problems else '; '.join(audit_problems)}")
@@ -332,8 +338,8 @@ def main() -> None:
         *audit_problems,
         *(["tokens lost"] if verdict.lost else []),
         *(
-            ["more answers lost than threads in flight"]
-            if verdict.needs_sign_in > POOL_SIZE
+            ["more answers lost than the killed worker had at risk"]
+            if verdict.needs_sign_in > at_risk
             else []
         ),
         *(["no worker was killed"] if not workers.killed else []),
