@@ -378,8 +378,11 @@ def answers_at_risk(pool_size: int) -> int:
     X spends a refresh token when it answers; an answer not yet committed dies with
     the process, and its account needs a new sign-in. That is every token of the
     rounds between their first call and their commit: the calls at X (the pool) and
-    the answers of one round waiting for their write.
+    the answers of one round waiting for their write. A pool of one refreshes one
+    token at a time, without rounds.
     """
+    if pool_size < 2:
+        return pool_size
     return rounds_at_x(pool_size) * round_size(pool_size)
 
 

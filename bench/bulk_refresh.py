@@ -27,8 +27,9 @@ machine would allow with every core busy at that cost (the ceiling for this
 machine: PostgreSQL, the sandbox and the workers share its cores); and tokens
 lost (target 0): a token is lost if its job item failed, its status is not
 active, or X no longer honours the refresh token stored here (so it could not be
-refreshed again). On SQLite refreshes run one at a time (see admin_ext/jobs.py),
-so the ratio means little.
+refreshed again). Last, the price of the rate: how many answers a worker killed
+outright could lose (admin_ext.jobs.answers_at_risk). On SQLite refreshes run one
+at a time (see admin_ext/jobs.py), so the ratio means little.
 """
 
 import argparse
@@ -237,6 +238,8 @@ def run_round(
 
 
 def print_table(rounds: list[Round], tokens: int, latency_ms: int) -> None:
+    from admin_ext.jobs import answers_at_risk
+
     def row(label: str, values: list[str]) -> None:
         print(f"{label:<34}" + "".join(f"{value:>14}" for value in values))
 
@@ -271,6 +274,7 @@ def print_table(rounds: list[Round], tokens: int, latency_ms: int) -> None:
     row("X token calls (one per token)", [str(r.token_calls) for r in rounds])
     row("failed items", [str(r.failed) for r in rounds])
     row("tokens lost (target 0)", [str(r.lost) for r in rounds])
+    row("answers a killed worker can lose", [str(answers_at_risk(r.pool)) for r in rounds])
 
 
 def main() -> None:
